@@ -1,0 +1,55 @@
+# Two commands do everything:  make run   (the whole DAG on the embedded sample)
+#                              make test  (the test suite)
+# Both create .venv and install the pinned dependencies the first time.
+
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+DATASET_URL ?=
+CONF ?= {"dataset_url": "$(DATASET_URL)"}
+
+# Airflow and Spark settings for a laptop; override any of them from the environment.
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW_CONN_SPARK_DEFAULT ?= {"conn_type": "spark", "host": "local[*]"}
+export MUSICREC_DATA_ROOT ?= $(CURDIR)/data
+export SPARK_LOCAL_IP ?= 127.0.0.1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: run test install check-java clean bench
+
+run: install check-java $(AIRFLOW_HOME)/airflow.db
+	@started=$$(date +%s); \
+	$(BIN)/airflow dags test music_recommendation -c '$(CONF)' > $(AIRFLOW_HOME)/last_run.log 2>&1; status=$$?; \
+	echo "(full log: $(AIRFLOW_HOME)/last_run.log; DAG wall time $$(( $$(date +%s) - started )) s)"; \
+	$(BIN)/python scripts/summarize_run.py; exit $$status
+
+test: install check-java
+	$(BIN)/python -m pytest
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt constraints.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ is needed"' \
+		|| { echo "ERROR: $(PYTHON) is older than 3.10; set PYTHON=python3.11 (or newer)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -r requirements.txt -c constraints.txt
+	@# The Spark provider's pyspark-client overwrites part of pyspark's own files: put them back.
+	$(BIN)/pip install --quiet --force-reinstall --no-deps pyspark==4.3.0
+	touch $@
+
+check-java:
+	@command -v java >/dev/null 2>&1 || test -x "$$JAVA_HOME/bin/java" || { \
+		echo "ERROR: Spark needs Java 17 or newer, and no 'java' is on PATH (nor JAVA_HOME set)."; \
+		echo "       Install it, e.g. 'sudo apt-get install openjdk-17-jre-headless', then run make again."; exit 1; }
+
+$(AIRFLOW_HOME)/airflow.db: $(VENV)/.installed
+	$(BIN)/airflow db migrate > /dev/null
+
+bench: install check-java
+	$(BIN)/python bench/run_bench.py
+
+clean:
+	rm -rf $(AIRFLOW_HOME) data .pytest_cache

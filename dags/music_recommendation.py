@@ -1,0 +1,138 @@
+"""
+### Music recommendations with Spark ALS
+
+Downloads a ratings or play-count dataset, cleans it, trains Spark MLlib ALS, evaluates it
+against a baseline and publishes the top-N songs per user as `recommended_songs.csv`.
+
+| task | job | takes (XCom of the task before) | returns (XCom) |
+|---|---|---|---|
+| download | `spark_jobs/download.py` | param `dataset_url` (empty: embedded sample) | `archive_path` |
+| extract | `spark_jobs/extract.py` | `archive_path` | `dataset_dir` |
+| preprocess | `spark_jobs/preprocess.py` | `dataset_dir` | `interactions_path`, `items_path`, `rejects_path`, counts |
+| train | `spark_jobs/train.py` | `interactions_path` | `model_path`, `train_path`, `test_path` |
+| evaluate | `spark_jobs/evaluate.py` | `model_path`, `train_path`, `test_path` | `metrics_path`, RMSE / NDCG vs baseline |
+| recommend | `spark_jobs/recommend.py` | `model_path`, `interactions_path`, `items_path` | `csv_path`, `published_csv_path` |
+
+Each run writes under `$MUSICREC_DATA_ROOT/runs/<run id>/`; the last good CSV and model are
+published to `$MUSICREC_DATA_ROOT/published/`. The Spark master comes from `spark_default`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG, Param, chain
+from musicrec_operators import SparkJobOperator, upstream
+
+PARAMS = {
+    "dataset_url": Param(
+        "",
+        type="string",
+        title="Dataset URL",
+        description="http(s) or file URL of a MovieLens-style zip. Empty: the embedded music sample.",
+    ),
+    "sha256": Param("", type="string", title="Expected SHA-256", description="Optional checksum of the archive."),
+    "dataset_format": Param(
+        "auto", type="string", enum=["auto", "movielens-csv"], title="Dataset format",
+        description="Detected from the archive's files unless forced here.",
+    ),
+    "feedback": Param(
+        "auto", type="string", enum=["auto", "explicit", "implicit"], title="Feedback kind",
+        description="explicit ratings (RMSE) or implicit play counts (ranking metrics); auto: from the format.",
+    ),
+    "rank": Param(10, type="integer", minimum=1, maximum=500, title="ALS rank", description="Number of latent factors."),
+    "reg_param": Param(0.1, type="number", minimum=0, title="ALS regularization", description="ALS regParam."),
+    "max_iter": Param(15, type="integer", minimum=1, maximum=200, title="ALS iterations", description="ALS maxIter."),
+    "alpha": Param(1.0, type="number", minimum=0, title="Implicit alpha", description="Confidence weight for play counts."),
+    "top_n": Param(10, type="integer", minimum=1, maximum=1000, title="Songs per user", description="N of the top-N list."),
+    "test_fraction": Param(
+        0.2, type="number", exclusiveMinimum=0, exclusiveMaximum=1, title="Test fraction",
+        description="Share of interactions held out at random for evaluation.",
+    ),
+    "seed": Param(42, type="integer", title="Random seed", description="Seed of the split and of ALS."),
+    "max_reject_share": Param(
+        0.05, type="number", minimum=0, maximum=1, title="Max reject share",
+        description="Fail the run when a larger share of rows is malformed or invalid.",
+    ),
+}
+
+with DAG(
+    dag_id="music_recommendation",
+    description="Spark ALS music recommendations: download, extract, preprocess, train, evaluate, recommend",
+    doc_md=__doc__,
+    schedule="@daily",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    params=PARAMS,
+    tags=["recommendations", "spark", "als"],
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=10),
+        "execution_timeout": timedelta(hours=2),
+    },
+) as dag:
+    download = SparkJobOperator(
+        task_id="download",
+        job="download",
+        job_args={"url": "{{ params.dataset_url }}", "sha256": "{{ params.sha256 }}"},
+        doc_md="Fetch the archive (http, https or file URL) into the run folder; retries transient errors.",
+    )
+    extract = SparkJobOperator(
+        task_id="extract",
+        job="extract",
+        job_args={"archive": upstream("download", "archive_path")},
+        doc_md="Unpack the zip or tar.gz safely (no path escapes, links or zip bombs).",
+    )
+    preprocess = SparkJobOperator(
+        task_id="preprocess",
+        job="preprocess",
+        job_args={
+            "dataset_dir": upstream("extract", "dataset_dir"),
+            "dataset_format": "{{ params.dataset_format }}",
+            "feedback": "{{ params.feedback }}",
+            "max_reject_share": "{{ params.max_reject_share }}",
+        },
+        doc_md="Read with explicit schemas, reject bad rows by reason, dedupe, join titles, index IDs; parquet out.",
+    )
+    train = SparkJobOperator(
+        task_id="train",
+        job="train",
+        job_args={
+            "interactions": upstream("preprocess", "interactions_path"),
+            "feedback": upstream("preprocess", "feedback"),
+            "test_fraction": "{{ params.test_fraction }}",
+            "seed": "{{ params.seed }}",
+            "rank": "{{ params.rank }}",
+            "reg_param": "{{ params.reg_param }}",
+            "max_iter": "{{ params.max_iter }}",
+            "alpha": "{{ params.alpha }}",
+        },
+        doc_md="Random train/test split, fit ALS, save the model with Spark ML persistence.",
+    )
+    evaluate = SparkJobOperator(
+        task_id="evaluate",
+        job="evaluate",
+        job_args={
+            "model": upstream("train", "model_path"),
+            "train": upstream("train", "train_path"),
+            "test": upstream("train", "test_path"),
+            "feedback": upstream("train", "feedback"),
+            "k": "{{ params.top_n }}",
+        },
+        doc_md="RMSE/MAE vs. a bias baseline (explicit); precision/recall/NDCG/MAP@k vs. popularity.",
+    )
+    recommend = SparkJobOperator(
+        task_id="recommend",
+        job="recommend",
+        job_args={
+            "model": upstream("train", "model_path"),
+            "interactions": upstream("preprocess", "interactions_path"),
+            "items": upstream("preprocess", "items_path"),
+            "top_n": "{{ params.top_n }}",
+        },
+        doc_md="Top-N unseen songs per user to recommended_songs.csv; publish CSV and model atomically.",
+    )
+    chain(download, extract, preprocess, train, evaluate, recommend)

@@ -1,0 +1,70 @@
+"""Print a short summary of the latest music_recommendation run from Airflow's metadata DB.
+
+Used by `make run` after `airflow dags test`; reads task states, durations and XComs.
+"""
+
+from __future__ import annotations
+
+import sys
+
+DAG_ID = "music_recommendation"
+TASKS = ("download", "extract", "preprocess", "train", "evaluate", "recommend")
+
+
+def load_latest_run():
+    from sqlalchemy import select
+
+    from airflow.models import DagRun, TaskInstance
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        run = session.scalars(
+            select(DagRun).where(DagRun.dag_id == DAG_ID).order_by(DagRun.id.desc()).limit(1)
+        ).first()
+        if run is None:
+            return None, {}, {}
+        tis = session.scalars(
+            select(TaskInstance).where(TaskInstance.dag_id == DAG_ID, TaskInstance.run_id == run.run_id)
+        ).all()
+        rows = session.scalars(
+            select(XComModel).where(
+                XComModel.dag_id == DAG_ID, XComModel.run_id == run.run_id, XComModel.key == "return_value"
+            )
+        ).all()
+        xcoms = {row.task_id: XComModel.deserialize_value(row) for row in rows}
+        states = {ti.task_id: (str(ti.state), ti.duration) for ti in tis}
+        return (run.run_id, str(run.state)), states, xcoms
+
+
+def main() -> int:
+    run, states, xcoms = load_latest_run()
+    if run is None:
+        print("no run of music_recommendation found")
+        return 1
+    run_id, state = run
+    pre, ev, rec = xcoms.get("preprocess", {}), xcoms.get("evaluate", {}), xcoms.get("recommend", {})
+    print(f"\n== music_recommendation run {run_id}: {state}")
+    if pre:
+        print(f"dataset      {xcoms['download']['source_url']} ({pre['dataset_format']}, {pre['feedback']})")
+        print(f"rows kept    {pre['rows_kept']} of {pre['rows_read']} (rejected: {pre.get('rejected_by_reason') or 'none'})")
+        print(f"users/songs  {pre['users']} / {pre['songs']}")
+    if ev:
+        name = ev["headline_metric"]
+        print(f"{name:<12} model {ev['model_score']:.4f}  vs  baseline {ev['baseline_score']:.4f}")
+    print("task         state      seconds  (spark-submit start-up share)")
+    for task in TASKS:
+        task_state, duration = states.get(task, ("-", None))
+        facts = xcoms.get(task, {})
+        share = ""
+        if facts.get("task_seconds"):
+            share = f"({facts['submit_overhead_seconds'] / facts['task_seconds']:.0%})"
+        seconds = f"{duration:8.1f}" if duration is not None else "       -"
+        print(f"{task:<12} {task_state:<10} {seconds}  {share}")
+    if rec:
+        print(f"CSV          {rec['published_csv_path']}  ({rec['rows']} rows, {rec['users']} users)")
+    return 0 if state == "success" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,20 @@
+"""Download the dataset archive named by --url (empty: the embedded sample). No SparkSession."""
+
+from pathlib import Path
+
+from musicrec import job
+from musicrec.download import download
+from musicrec.sources import resolve_dataset_url
+
+
+def work(args):
+    url = resolve_dataset_url(args.url)
+    got = download(url, Path(args.run_dir) / "download", sha256=args.sha256 or None)
+    return {"archive_path": str(got.path), "source_url": url, "size_bytes": got.size_bytes, "sha256": got.sha256}
+
+
+if __name__ == "__main__":
+    parser = job.parser_for("download", __doc__)
+    parser.add_argument("--url", default="", help="http(s) or file URL of a zip or tar.gz; empty: embedded sample")
+    parser.add_argument("--sha256", default="", help="expected sha256 of the archive (optional)")
+    job.run("download", parser, work)

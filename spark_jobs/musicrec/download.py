@@ -1,0 +1,160 @@
+"""Fetch a dataset archive: http(s) or file URLs, streamed to disk, never half-written.
+
+Transient trouble (timeouts, resets, 5xx) is retried with exponential backoff and, where the
+server honours HTTP Range, resumed from the bytes already on disk; a 4xx is final. The file
+appears under its final name only when it is complete (and matches `sha256`, when given).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from musicrec.errors import PipelineError, TransientError
+
+log = logging.getLogger(__name__)
+
+ALLOWED_SCHEMES = ("http", "https", "file")
+CHUNK_BYTES = 1 << 20
+DEFAULT_MAX_BYTES = 20 * (1 << 30)
+
+
+@dataclass(frozen=True)
+class DownloadPolicy:
+    attempts: int = 5
+    backoff_seconds: float = 1.0  # doubled after each failed attempt
+    timeout_seconds: float = 60.0  # connect and per-read
+    max_bytes: int = DEFAULT_MAX_BYTES
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    path: Path
+    size_bytes: int
+    sha256: str
+
+
+def file_name_for(url: str) -> str:
+    name = Path(urllib.parse.urlparse(url).path).name
+    return name or "dataset.zip"
+
+
+def download(url: str, dest_dir: Path, sha256: str | None = None, policy: DownloadPolicy = DownloadPolicy()) -> Downloaded:
+    """Download `url` into `dest_dir` and return the complete file."""
+    scheme = urllib.parse.urlparse(url).scheme.lower()
+    if scheme not in ALLOWED_SCHEMES:
+        raise PipelineError(
+            f"dataset_url {url!r} uses scheme {scheme or '(none)'!r}; only http, https and file "
+            "URLs are accepted (for a local file write file:///absolute/path.zip)"
+        )
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    final = dest_dir / file_name_for(url)
+    partial = final.with_name(final.name + ".part")
+    if scheme == "file":
+        _copy_local(url, partial, policy)
+    else:
+        _fetch_http(url, partial, policy)
+    digest = _sha256_of(partial)
+    if sha256 and digest.lower() != sha256.strip().lower():
+        partial.unlink(missing_ok=True)
+        raise PipelineError(
+            f"checksum mismatch for {url}: expected sha256 {sha256.strip().lower()}, got {digest}; "
+            "the file was deleted. Check the `sha256` param or the source."
+        )
+    os.replace(partial, final)
+    return Downloaded(final, final.stat().st_size, digest)
+
+
+def _copy_local(url: str, partial: Path, policy: DownloadPolicy) -> None:
+    source = Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path))
+    if not source.is_file():
+        raise PipelineError(f"dataset_url {url!r}: no such file {source}")
+    if source.stat().st_size > policy.max_bytes:
+        raise PipelineError(f"{source} is {source.stat().st_size} bytes, over the {policy.max_bytes}-byte cap")
+    shutil.copyfile(source, partial)
+
+
+def _fetch_http(url: str, partial: Path, policy: DownloadPolicy) -> None:
+    partial.unlink(missing_ok=True)
+    delay = policy.backoff_seconds
+    for attempt in range(1, policy.attempts + 1):
+        try:
+            _fetch_once(url, partial, policy)
+            return
+        except TransientError as error:
+            if attempt == policy.attempts:
+                partial.unlink(missing_ok=True)
+                raise TransientError(f"download of {url} failed after {attempt} attempts: {error}") from None
+            log.warning("attempt %d of %d failed (%s); retrying in %.1f s", attempt, policy.attempts, error, delay)
+            time.sleep(delay)
+            delay *= 2
+
+
+def _fetch_once(url: str, partial: Path, policy: DownloadPolicy) -> None:
+    """One HTTP attempt, resuming from `partial` when there is something to resume."""
+    have = partial.stat().st_size if partial.exists() else 0
+    headers = {"Range": f"bytes={have}-"} if have else {}
+    try:
+        with requests.get(url, stream=True, timeout=policy.timeout_seconds, headers=headers) as response:
+            if response.status_code == 416 and have:  # nothing left to fetch or server lost track
+                partial.unlink(missing_ok=True)
+                raise TransientError("server refused the resume range; starting over")
+            if 400 <= response.status_code < 500:
+                raise PipelineError(
+                    f"download of {url} failed: HTTP {response.status_code} {response.reason}; "
+                    "check the dataset_url param"
+                )
+            if response.status_code >= 500:
+                raise TransientError(f"HTTP {response.status_code} {response.reason}")
+            resumed = response.status_code == 206
+            if have and not resumed:
+                log.info("server ignored the Range request; downloading from the start")
+                have = 0
+            expected = _expected_total(response, have)
+            if expected is not None and expected > policy.max_bytes:
+                raise PipelineError(f"{url} is {expected} bytes, over the {policy.max_bytes}-byte size cap")
+            _stream(response, partial, append=resumed, start=have, expected=expected, policy=policy)
+    except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
+        raise TransientError(f"{type(error).__name__}: {error}") from None
+
+
+def _expected_total(response: requests.Response, offset: int) -> int | None:
+    length = response.headers.get("Content-Length")
+    return offset + int(length) if length and length.isdigit() else None
+
+
+def _stream(response, partial: Path, append: bool, start: int, expected: int | None, policy: DownloadPolicy) -> None:
+    written = start
+    next_report = start + 10 * CHUNK_BYTES
+    with open(partial, "ab" if append else "wb") as out:
+        for chunk in response.iter_content(CHUNK_BYTES):
+            out.write(chunk)
+            written += len(chunk)
+            if written > policy.max_bytes:
+                out.close()
+                partial.unlink(missing_ok=True)
+                raise PipelineError(f"download exceeded the {policy.max_bytes}-byte size cap; stopped")
+            if written >= next_report:
+                total = f" of {expected}" if expected else ""
+                log.info("downloaded %d%s bytes", written, total)
+                next_report += 10 * CHUNK_BYTES
+    if expected is not None and written < expected:
+        raise TransientError(f"connection closed after {written} of {expected} bytes")
+    log.info("downloaded %d bytes", written)
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(CHUNK_BYTES), b""):
+            digest.update(block)
+    return digest.hexdigest()

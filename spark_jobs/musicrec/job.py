@@ -1,0 +1,51 @@
+"""The command-line shell every script in spark_jobs/ shares.
+
+A job script declares its own arguments and one function; this module adds the common ones,
+times the work, writes the result file of the XCom contract, and turns a PipelineError into a
+one-paragraph message and exit code 2 instead of a stack trace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from musicrec.errors import PipelineError, TransientError
+from musicrec.result import write_error, write_result
+
+EXIT_BAD_INPUT = 2
+
+log = logging.getLogger("musicrec")
+
+
+def parser_for(step: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"{step}.py", description=description)
+    parser.add_argument("--run-dir", required=True, help="this run's folder; outputs go below it")
+    parser.add_argument("--result-file", required=True, help="where to write the step's result JSON")
+    return parser
+
+
+def run(step: str, parser: argparse.ArgumentParser, work: Callable[[argparse.Namespace], dict[str, Any]]) -> None:
+    """Parse the command line, run `work`, write its result, exit with a meaningful code."""
+    started = time.perf_counter()
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s [{step}] %(levelname)s %(message)s")
+    try:
+        facts = work(args)
+    except PipelineError as error:
+        write_error(args.result_file, step, str(error), retryable=isinstance(error, TransientError))
+        print(f"ERROR in step '{step}': {error}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+    except Exception as error:  # an unexpected failure: keep the trace for the developer
+        traceback.print_exc()
+        message = f"unexpected {type(error).__name__} in step '{step}': {error}"
+        write_error(args.result_file, step, message, retryable=True)
+        sys.exit(1)
+    facts["job_seconds"] = round(time.perf_counter() - started, 3)
+    write_result(args.result_file, step, facts)
+    log.info("result: %s", facts)
