@@ -24,7 +24,8 @@ run: install check-java $(AIRFLOW_HOME)/airflow.db
 	@started=$$(date +%s); \
 	$(BIN)/airflow dags test music_recommendation -c '$(CONF)' > $(AIRFLOW_HOME)/last_run.log 2>&1; status=$$?; \
 	echo "(full log: $(AIRFLOW_HOME)/last_run.log; DAG wall time $$(( $$(date +%s) - started )) s)"; \
-	$(BIN)/python scripts/summarize_run.py; exit $$status
+	if [ $$status -ne 0 ]; then grep -hE "ERROR|Error|failed" $(AIRFLOW_HOME)/last_run.log | grep -v "^\s*File" | tail -5; fi; \
+	$(BIN)/python scripts/summarize_run.py --since $$started; exit $$status
 
 test: install check-java
 	$(BIN)/python -m pytest

@@ -22,6 +22,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Param, chain
+from musicrec_operators import ALS_DEFAULTS as DEFAULTS
 from musicrec_operators import SparkJobOperator, upstream
 
 PARAMS = {
@@ -40,16 +41,16 @@ PARAMS = {
         "auto", type="string", enum=["auto", "explicit", "implicit"], title="Feedback kind",
         description="explicit ratings (RMSE) or implicit play counts (ranking metrics); auto: from the format.",
     ),
-    "rank": Param(10, type="integer", minimum=1, maximum=500, title="ALS rank", description="Number of latent factors."),
-    "reg_param": Param(0.1, type="number", minimum=0, title="ALS regularization", description="ALS regParam."),
-    "max_iter": Param(15, type="integer", minimum=1, maximum=200, title="ALS iterations", description="ALS maxIter."),
-    "alpha": Param(1.0, type="number", minimum=0, title="Implicit alpha", description="Confidence weight for play counts."),
+    "rank": Param(DEFAULTS.rank, type="integer", minimum=1, maximum=500, title="ALS rank", description="Number of latent factors."),
+    "reg_param": Param(DEFAULTS.reg_param, type="number", minimum=0, title="ALS regularization", description="ALS regParam."),
+    "max_iter": Param(DEFAULTS.max_iter, type="integer", minimum=1, maximum=200, title="ALS iterations", description="ALS maxIter."),
+    "alpha": Param(DEFAULTS.alpha, type="number", minimum=0, title="Implicit alpha", description="Confidence weight for play counts."),
     "top_n": Param(10, type="integer", minimum=1, maximum=1000, title="Songs per user", description="N of the top-N list."),
     "test_fraction": Param(
         0.2, type="number", exclusiveMinimum=0, exclusiveMaximum=1, title="Test fraction",
         description="Share of interactions held out at random for evaluation.",
     ),
-    "seed": Param(42, type="integer", title="Random seed", description="Seed of the split and of ALS."),
+    "seed": Param(DEFAULTS.seed, type="integer", title="Random seed", description="Seed of the split and of ALS."),
     "max_reject_share": Param(
         0.05, type="number", minimum=0, maximum=1, title="Max reject share",
         description="Fail the run when a larger share of rows is malformed or invalid.",

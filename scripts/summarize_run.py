@@ -11,7 +11,8 @@ DAG_ID = "music_recommendation"
 TASKS = ("download", "extract", "preprocess", "train", "evaluate", "recommend")
 
 
-def load_latest_run():
+def load_run(run_id: str | None = None, since: float = 0.0):
+    """((run_id, state), {task: (state, seconds)}, {task: XCom result}) of `run_id` or the latest run."""
     from sqlalchemy import select
 
     from airflow.models import DagRun, TaskInstance
@@ -19,10 +20,11 @@ def load_latest_run():
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        run = session.scalars(
-            select(DagRun).where(DagRun.dag_id == DAG_ID).order_by(DagRun.id.desc()).limit(1)
-        ).first()
-        if run is None:
+        query = select(DagRun).where(DagRun.dag_id == DAG_ID)
+        if run_id is not None:
+            query = query.where(DagRun.run_id == run_id)
+        run = session.scalars(query.order_by(DagRun.id.desc()).limit(1)).first()
+        if run is None or (run.start_date and run.start_date.timestamp() < since):
             return None, {}, {}
         tis = session.scalars(
             select(TaskInstance).where(TaskInstance.dag_id == DAG_ID, TaskInstance.run_id == run.run_id)
@@ -38,9 +40,10 @@ def load_latest_run():
 
 
 def main() -> int:
-    run, states, xcoms = load_latest_run()
+    since = float(sys.argv[sys.argv.index("--since") + 1]) if "--since" in sys.argv else 0.0
+    run, states, xcoms = load_run(since=since)
     if run is None:
-        print("no run of music_recommendation found")
+        print("no new run of music_recommendation was recorded: see the log above")
         return 1
     run_id, state = run
     pre, ev, rec = xcoms.get("preprocess", {}), xcoms.get("evaluate", {}), xcoms.get("recommend", {})
@@ -58,7 +61,7 @@ def main() -> int:
         facts = xcoms.get(task, {})
         share = ""
         if facts.get("task_seconds"):
-            share = f"({facts['submit_overhead_seconds'] / facts['task_seconds']:.0%})"
+            share = f"({facts['startup_seconds'] / facts['task_seconds']:.0%})"
         seconds = f"{duration:8.1f}" if duration is not None else "       -"
         print(f"{task:<12} {task_state:<10} {seconds}  {share}")
     if rec:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from musicrec import columns as C
 from musicrec import job
-from musicrec.metrics import bias_baseline, predict_bias_baseline, ranking_metrics, rating_errors
+from musicrec.metrics import ranking_metrics, rating_errors
 from musicrec.model import EXPLICIT, load
 from musicrec.paths import staged_dir
 from musicrec.recommend import popular_unseen, top_n_unseen
@@ -20,19 +20,19 @@ RELEVANT_SHARE_OF_SCALE = 0.8  # explicit: a held-out rating >= 80% of the top o
 
 def work(args):
     spark = get_spark("musicrec-evaluate")
-    model = load(args.model)
+    model = load(spark, args.model)
     train, test = spark.read.parquet(args.train).cache(), spark.read.parquet(args.test).cache()
     metrics = {"feedback": args.feedback, "k": args.k}
     if args.feedback == EXPLICIT:
-        # Baseline scored on the same rows ALS can score (cold-start users/songs dropped).
-        scored = predict_bias_baseline(model.transform(test), bias_baseline(train)).cache()
+        # The baseline is the model's own bias terms, scored on the same rows (cold-start dropped).
+        scored = model.predict_baseline(model.predict(test), "baseline_prediction").cache()
         metrics["model"] = rating_errors(scored, C.PREDICTION)
         metrics["bias_baseline"] = rating_errors(scored, "baseline_prediction")
         top_rating = train.agg({C.RATING: "max"}).first()[0]
         relevant = test.filter(test[C.RATING] >= RELEVANT_SHARE_OF_SCALE * top_rating)
     else:
         relevant = test
-    relevant = relevant.join(model.userFactors.selectExpr(f"id AS {C.USER_INDEX}"), C.USER_INDEX).cache()
+    relevant = relevant.join(model.als.userFactors.selectExpr(f"id AS {C.USER_INDEX}"), C.USER_INDEX).cache()
     metrics["model"] = {**metrics.get("model", {}), **ranking_metrics(top_n_unseen(model, train, args.k, users=relevant), relevant, args.k)}
     metrics["popularity_baseline"] = ranking_metrics(popular_unseen(train, train, relevant, args.k), relevant, args.k)
     headline, baseline_name = ("rmse", "bias_baseline") if args.feedback == EXPLICIT else (f"ndcg_at_{args.k}", "popularity_baseline")

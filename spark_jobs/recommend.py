@@ -12,7 +12,7 @@ from musicrec.spark_config import get_spark
 def work(args):
     run_dir = Path(args.run_dir)
     spark = get_spark("musicrec-recommend")
-    model = load(args.model)
+    model = load(spark, args.model)
     interactions = spark.read.parquet(args.interactions).cache()
     items = spark.read.parquet(args.items)
     # Exclude everything the user already has, train and test alike: a recommendation is news.

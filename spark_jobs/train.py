@@ -31,7 +31,7 @@ def work(args):
                 f"{args.test_fraction}: train has {train_rows} rows, test {test_rows}"
             )
         model = fit(train, params, str(checkpoints))
-        model.write().overwrite().save(str(out / "model"))
+        model.save(out / "model")
     shutil.rmtree(checkpoints, ignore_errors=True)
     final = run_dir / "train"
     return {

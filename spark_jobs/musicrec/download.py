@@ -24,7 +24,8 @@ from musicrec.errors import PipelineError, TransientError
 log = logging.getLogger(__name__)
 
 ALLOWED_SCHEMES = ("http", "https", "file")
-CHUNK_BYTES = 1 << 20
+CHUNK_BYTES = 1 << 16  # a connection lost mid-chunk loses at most this much
+REPORT_EVERY_BYTES = 10 << 20
 DEFAULT_MAX_BYTES = 20 * (1 << 30)
 
 
@@ -134,7 +135,7 @@ def _expected_total(response: requests.Response, offset: int) -> int | None:
 
 def _stream(response, partial: Path, append: bool, start: int, expected: int | None, policy: DownloadPolicy) -> None:
     written = start
-    next_report = start + 10 * CHUNK_BYTES
+    next_report = start + REPORT_EVERY_BYTES
     with open(partial, "ab" if append else "wb") as out:
         for chunk in response.iter_content(CHUNK_BYTES):
             out.write(chunk)
@@ -146,7 +147,7 @@ def _stream(response, partial: Path, append: bool, start: int, expected: int | N
             if written >= next_report:
                 total = f" of {expected}" if expected else ""
                 log.info("downloaded %d%s bytes", written, total)
-                next_report += 10 * CHUNK_BYTES
+                next_report += REPORT_EVERY_BYTES
     if expected is not None and written < expected:
         raise TransientError(f"connection closed after {written} of {expected} bytes")
     log.info("downloaded %d bytes", written)

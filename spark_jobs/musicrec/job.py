@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from musicrec import spark_config
 from musicrec.errors import PipelineError, TransientError
 from musicrec.result import write_error, write_result
 
@@ -47,5 +48,6 @@ def run(step: str, parser: argparse.ArgumentParser, work: Callable[[argparse.Nam
         write_error(args.result_file, step, message, retryable=True)
         sys.exit(1)
     facts["job_seconds"] = round(time.perf_counter() - started, 3)
+    facts["session_seconds"] = round(spark_config.startup_seconds, 3)
     write_result(args.result_file, step, facts)
     log.info("result: %s", facts)

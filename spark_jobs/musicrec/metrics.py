@@ -1,4 +1,4 @@
-"""Evaluation: rating error, ranking quality, and the baselines they are compared with.
+"""Evaluation: rating error, ranking quality, and the bias baseline.
 
   RMSE = sqrt(mean((r - r_hat)^2)), MAE = mean(|r - r_hat|) over held-out ratings.
   Bias baseline: r_hat(u, i) = mu + b_u + b_i, with b_i = sum(r - mu) / (n_i + lambda) and
@@ -20,12 +20,14 @@ def rating_errors(predictions, prediction_col: str = C.PREDICTION) -> dict[str, 
     from pyspark.sql import functions as F
 
     err = F.col(prediction_col) - F.col(C.RATING)
-    row = predictions.agg(F.sqrt(F.avg(err * err)).alias("rmse"), F.avg(F.abs(err)).alias("mae"), F.count("*").alias("n")).first()
+    row = predictions.agg(
+        F.sqrt(F.avg(err * err)).alias("rmse"), F.avg(F.abs(err)).alias("mae"), F.count("*").alias("n")
+    ).first()
     return {"rmse": float(row["rmse"]), "mae": float(row["mae"]), "rows": int(row["n"])}
 
 
 def bias_baseline(train, reg: float = BIAS_REGULARIZATION):
-    """Fit the global-mean-plus-biases baseline: (mu, user biases, item biases)."""
+    """Fit the global-mean-plus-biases baseline: (mu, user biases b_u, item biases b_i)."""
     from pyspark.sql import functions as F
 
     mu = train.agg(F.avg(C.RATING)).first()[0]
@@ -35,19 +37,7 @@ def bias_baseline(train, reg: float = BIAS_REGULARIZATION):
         .groupBy(C.USER_INDEX)
         .agg((F.sum(F.col(C.RATING) - mu - F.col("b_i")) / (F.count("*") + reg)).alias("b_u"))
     )
-    return mu, user_bias, item_bias
-
-
-def predict_bias_baseline(frame, baseline, prediction_col: str = "baseline_prediction"):
-    from pyspark.sql import functions as F
-
-    mu, user_bias, item_bias = baseline
-    return (
-        frame.join(user_bias, C.USER_INDEX, "left")
-        .join(item_bias, C.ITEM_INDEX, "left")
-        .withColumn(prediction_col, F.lit(mu) + F.coalesce("b_u", F.lit(0.0)) + F.coalesce("b_i", F.lit(0.0)))
-        .drop("b_u", "b_i")
-    )
+    return float(mu), user_bias, item_bias
 
 
 def ranking_metrics(recommended, relevant, k: int) -> dict[str, float]:
@@ -58,11 +48,15 @@ def ranking_metrics(recommended, relevant, k: int) -> dict[str, float]:
 
     truth = relevant.groupBy(C.USER_INDEX).agg(F.collect_list(F.col(C.ITEM_INDEX).cast("double")).alias("label"))
     ranked = recommended.groupBy(C.USER_INDEX).agg(
-        F.transform(F.array_sort(F.collect_list(F.struct("rank", C.ITEM_INDEX))), lambda s: s[C.ITEM_INDEX].cast("double")).alias("prediction")
+        F.transform(
+            F.array_sort(F.collect_list(F.struct("rank", C.ITEM_INDEX))), lambda s: s[C.ITEM_INDEX].cast("double")
+        ).alias("prediction")
     )
-    joined = truth.join(ranked, C.USER_INDEX, "left").select(
-        F.coalesce("prediction", F.array().cast("array<double>")).alias("prediction"), "label"
-    ).cache()
+    joined = (
+        truth.join(ranked, C.USER_INDEX, "left")
+        .select(F.coalesce("prediction", F.array().cast("array<double>")).alias("prediction"), "label")
+        .cache()
+    )
     evaluator = RankingEvaluator(k=k, predictionCol="prediction", labelCol="label")
     scores = {f"{name}_at_{k}": float(evaluator.setMetricName(metric).evaluate(joined)) for name, metric in RANKING_METRICS.items()}
     scores["ranking_users"] = joined.count()

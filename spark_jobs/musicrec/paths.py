@@ -102,6 +102,7 @@ def publish_dir_as_link(source: Path, versions_dir: Path, link: Path, label: str
     version = versions_dir / f"{label}-{uuid.uuid4().hex[:8]}"
     with staged_dir(version) as staging:
         shutil.copytree(source, staging, dirs_exist_ok=True)
+    os.utime(version)  # copytree copied the source's times; the version's age is its publication
     tmp_link = link.parent / f".{link.name}.{uuid.uuid4().hex[:8]}.tmp"
     os.symlink(os.path.relpath(version, link.parent), tmp_link)
     os.replace(tmp_link, link)

@@ -145,15 +145,15 @@ def check_usable(prepared: Prepared, max_reject_share: float, source: str) -> No
     reasons = ", ".join(f"{reason}: {n}" for reason, n in prepared.rejected_by_reason.items()) or "none"
     if prepared.rows_read == 0:
         raise PipelineError(f"{source} has no interaction rows; check that the archive holds the data")
-    if prepared.rows_kept < MIN_ROWS:
-        raise PipelineError(
-            f"{source}: only {prepared.rows_kept} of {prepared.rows_read} rows are usable (rejected by "
-            f"reason: {reasons}); at least {MIN_ROWS} are needed to split, train and evaluate"
-        )
     share = prepared.rows_rejected / prepared.rows_read
     if share > max_reject_share:
         raise PipelineError(
             f"{source}: {prepared.rows_rejected} of {prepared.rows_read} rows ({share:.1%}) were rejected, "
             f"over the max_reject_share of {max_reject_share:.1%} (by reason: {reasons}). The rejected rows "
             "are in the run's preprocess_rejects table; fix the data or raise max_reject_share."
+        )
+    if prepared.rows_kept < MIN_ROWS:
+        raise PipelineError(
+            f"{source}: only {prepared.rows_kept} of {prepared.rows_read} rows are usable (rejected by "
+            f"reason: {reasons}); at least {MIN_ROWS} are needed to split, train and evaluate"
         )

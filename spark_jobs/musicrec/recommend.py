@@ -12,46 +12,79 @@ SCORE = "score"
 RANK = "rank"
 
 
+SCORES_PER_CHUNK = 20_000_000  # user x song scores held at once by one Python worker (160 MB)
+
+
 def top_n_unseen(model, seen, n: int, users=None):
     """For each user with factors (or each of `users`), the `n` best-scored songs not in `seen`.
 
-    Scores every user x song pair as the dot product of their factors, drops the pairs in `seen`
-    (user_index, item_index), and keeps the n best per user: user_index, item_index, score, rank.
-    ALS's own recommendForAllUsers cannot exclude seen songs, which would fill a list with
-    songs the user already rated.
+    Returns user_index, item_index, score, rank. Score = the model's predicted rating (or
+    preference, for play counts). ALS's recommendForAllUsers cannot skip songs the user already
+    has, so this scores them itself: song factors are broadcast to every Python worker, which
+    scores its users in chunks with one matrix product and keeps the n best unseen (numpy).
     """
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    user_factors = model.userFactors.select(F.col("id").alias(C.USER_INDEX), F.col("features").alias("_u"))
+    user_table = model.user_table()
     if users is not None:
-        user_factors = user_factors.join(users.select(C.USER_INDEX).distinct(), C.USER_INDEX)
-    item_factors = model.itemFactors.select(F.col("id").alias(C.ITEM_INDEX), F.col("features").alias("_i"))
-    dot = F.aggregate(F.zip_with("_u", "_i", lambda x, y: x * y), F.lit(0.0), lambda acc, v: acc + v)
-    scored = (
-        user_factors.crossJoin(F.broadcast(item_factors))
-        .select(C.USER_INDEX, C.ITEM_INDEX, dot.alias(SCORE))
-        .join(seen.select(C.USER_INDEX, C.ITEM_INDEX), [C.USER_INDEX, C.ITEM_INDEX], "left_anti")
-    )
-    best_first = Window.partitionBy(C.USER_INDEX).orderBy(F.col(SCORE).desc(), F.col(C.ITEM_INDEX))
-    return scored.withColumn(RANK, F.row_number().over(best_first)).filter(F.col(RANK) <= n)
+        user_table = user_table.join(users.select(C.USER_INDEX).distinct(), C.USER_INDEX)
+    return _top_n(user_table, model.item_table(), seen, n)
 
 
 def popular_unseen(train, seen, users, n: int):
-    """The popularity baseline: the `n` most-played songs each user has not seen yet."""
-    from pyspark.sql import Window
+    """The popularity baseline: the `n` songs with most training interactions each user lacks."""
     from pyspark.sql import functions as F
 
-    # A user can skip at most (songs seen) of the ranking, so the top n + max seen suffice.
-    max_seen = seen.groupBy(C.USER_INDEX).count().agg(F.max("count")).first()[0] or 0
-    popular = (
-        train.groupBy(C.ITEM_INDEX).agg(F.count("*").alias(SCORE))
-        .orderBy(F.col(SCORE).desc(), C.ITEM_INDEX).limit(n + max_seen)
+    items = train.groupBy(C.ITEM_INDEX).agg(
+        F.array().cast("array<float>").alias("features"), F.count("*").cast("double").alias("offset")
     )
-    candidates = users.select(C.USER_INDEX).distinct().crossJoin(F.broadcast(popular))
-    unseen = candidates.join(seen.select(C.USER_INDEX, C.ITEM_INDEX), [C.USER_INDEX, C.ITEM_INDEX], "left_anti")
-    best_first = Window.partitionBy(C.USER_INDEX).orderBy(F.col(SCORE).desc(), C.ITEM_INDEX)
-    return unseen.withColumn(RANK, F.row_number().over(best_first)).filter(F.col(RANK) <= n)
+    user_table = users.select(C.USER_INDEX).distinct().select(
+        C.USER_INDEX, F.array().cast("array<float>").alias("features"), F.lit(0.0).alias("offset")
+    )
+    return _top_n(user_table, items, seen, n)
+
+
+def _top_n(user_table, item_table, seen, n: int):
+    """score(u, i) = user offset + song offset + user features . song features; best n unseen."""
+    import numpy as np
+    import pandas as pd
+    from pyspark.sql import functions as F
+
+    rows = item_table.select(C.ITEM_INDEX, "features", "offset").collect()
+    item_ids = np.array([r[C.ITEM_INDEX] for r in rows], dtype=np.int64)
+    item_vectors = np.array([r["features"] for r in rows], dtype=np.float64).reshape(len(rows), -1)
+    item_offsets = np.array([r["offset"] for r in rows], dtype=np.float64)
+    position = {int(item): pos for pos, item in enumerate(item_ids)}
+    shared = user_table.sparkSession.sparkContext.broadcast((item_ids, item_vectors, item_offsets, position))
+    chunk = max(1, SCORES_PER_CHUNK // max(len(rows), 1))
+    seen_lists = seen.groupBy(C.USER_INDEX).agg(F.collect_list(C.ITEM_INDEX).alias("_seen"))
+    users = user_table.join(seen_lists, C.USER_INDEX, "left")
+
+    user_col, item_col, score_col, rank_col = C.USER_INDEX, C.ITEM_INDEX, SCORE, RANK  # no module refs in the closure
+
+    def score(batches):
+        ids, vectors, offsets, where = shared.value
+        keep = min(n, len(ids))
+        for batch in batches:
+            for start in range(0, len(batch), chunk):
+                part = batch.iloc[start : start + chunk]  # noqa: E203
+                user_vectors = np.array(part["features"].tolist(), dtype=np.float64).reshape(len(part), -1)
+                scores = user_vectors @ vectors.T + offsets + part["offset"].to_numpy()[:, None]
+                for row, items in enumerate(part["_seen"]):
+                    if items is not None and len(items):
+                        scores[row, [where[i] for i in items if i in where]] = -np.inf
+                best = np.argpartition(-scores, keep - 1, axis=1)[:, :keep] if keep < len(ids) else np.tile(np.arange(len(ids)), (len(part), 1))
+                best_scores = np.take_along_axis(scores, best, axis=1)
+                order = np.lexsort((ids[best], -best_scores), axis=1)
+                best, best_scores = np.take_along_axis(best, order, axis=1), np.take_along_axis(best_scores, order, axis=1)
+                found = np.isfinite(best_scores)  # fewer than n unseen songs: shorter list
+                yield pd.DataFrame({
+                    user_col: np.repeat(part[user_col].to_numpy(), keep)[found.ravel()],
+                    item_col: ids[best].ravel()[found.ravel()].astype(np.int32),
+                    score_col: best_scores.ravel()[found.ravel()],
+                    rank_col: np.tile(np.arange(1, keep + 1), len(part))[found.ravel()].astype(np.int32),
+                })
+
+    schema = f"{C.USER_INDEX} int, {C.ITEM_INDEX} int, {SCORE} double, {RANK} int"
+    return users.mapInPandas(score, schema)
 
 
 def with_original_ids(top, interactions, items):

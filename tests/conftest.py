@@ -1,0 +1,87 @@
+"""Test set-up: a private Airflow home and data root, the project's folders on sys.path, one
+local SparkSession per test session, and a local HTTP server for downloads.
+
+Environment is set before anything imports airflow, so nothing touches ~/airflow.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
+_SCRATCH = Path(tempfile.mkdtemp(prefix="musicrec-tests-"))
+
+os.environ["AIRFLOW_HOME"] = str(_SCRATCH / "airflow")
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW_CONN_SPARK_DEFAULT"] = '{"conn_type": "spark", "host": "local[2]"}'
+os.environ["MUSICREC_DATA_ROOT"] = str(_SCRATCH / "data")
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+os.environ["PYSPARK_PYTHON"] = sys.executable  # Python workers use this venv, not PATH's python3
+
+# Python workers import the library as jobs' executors do from --py-files.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "spark_jobs"), os.environ.get("PYTHONPATH")]))
+for folder in (ROOT / "spark_jobs", ROOT / "plugins"):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+
+
+def shared_dataset(name: str) -> Path:
+    """A dataset from ../shared/datasets, or a clean skip when this checkout has none."""
+    path = SHARED_DATASETS / name
+    if not path.exists():
+        pytest.skip(f"{path} is not present")
+    return path
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from musicrec.spark_config import SPARK_CONF
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.master("local[2]").appName("musicrec-tests")
+    for key, value in SPARK_CONF.items():
+        builder = builder.config(key, value)
+    session = builder.config("spark.sql.shuffle.partitions", "2").getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    session.sparkContext.setCheckpointDir(str(_SCRATCH / "checkpoints"))
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def data_root() -> Path:
+    return Path(os.environ["MUSICREC_DATA_ROOT"])
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_server():
+    """serve(folder) -> base URL of a static server on 127.0.0.1 (supports no Range)."""
+    servers = []
+
+    def serve(folder: Path, handler=None) -> str:
+        handler = handler or functools.partial(_QuietHandler, directory=str(folder))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,116 @@
+"""The whole DAG with dag.test(): on the embedded sample, on ml-latest-small over HTTP, and a
+failing run that must leave the published CSV and model untouched.
+
+Each run submits six real spark-submit jobs (local[2]); about a minute and a half each.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, shared_dataset
+
+sys.path.insert(0, str(ROOT / "scripts"))
+from summarize_run import TASKS, load_run  # noqa: E402
+
+pytestmark = pytest.mark.e2e
+TOP_N = 7
+
+
+@pytest.fixture(scope="module")
+def dag():
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.utils.db import initdb
+
+    initdb()
+    return DagBag(dag_folder=str(ROOT / "dags")).dags["music_recommendation"]
+
+
+def run_dag(dag, conf):
+    dag_run = dag.test(run_conf=conf)
+    (run_id, state), states, xcoms = load_run(dag_run.run_id)
+    return state, states, xcoms
+
+
+@pytest.fixture(scope="module")
+def sample_run(dag):
+    state, states, xcoms = run_dag(dag, {"top_n": TOP_N})
+    assert state == "success", states
+    return xcoms
+
+
+def read_csv(path):
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_every_xcom_path_exists(sample_run):
+    assert set(sample_run) == set(TASKS)
+    keys = {"archive_path", "dataset_dir", "interactions_path", "items_path", "rejects_path", "model_path",
+            "train_path", "test_path", "metrics_path", "csv_path", "published_csv_path", "published_model_path"}
+    found = {key: value for facts in sample_run.values() for key, value in facts.items() if key in keys}
+    assert set(found) == keys
+    for key, path in found.items():
+        assert Path(path).exists(), f"{key}: {path}"
+    assert json.loads(Path(sample_run["evaluate"]["metrics_path"]).read_text())["model"]["rmse"] == sample_run["evaluate"]["model_score"]
+
+
+def test_csv_has_top_n_unseen_songs_for_every_trained_user(spark, sample_run):
+    rows = read_csv(sample_run["recommend"]["published_csv_path"])
+    assert list(rows[0]) == ["user_id", "rank", "song_id", "title", "predicted_rating"]
+    train_users = {r["user_id"] for r in spark.read.parquet(sample_run["train"]["train_path"]).select("user_id").distinct().collect()}
+    by_user: dict[str, list[dict]] = {}
+    for row in rows:
+        by_user.setdefault(row["user_id"], []).append(row)
+    assert set(by_user) == train_users
+    seen = {(r["user_id"], r["song_id"]) for r in spark.read.parquet(sample_run["preprocess"]["interactions_path"]).collect()}
+    for user, recs in by_user.items():
+        assert [int(r["rank"]) for r in recs] == list(range(1, TOP_N + 1))
+        assert len({r["song_id"] for r in recs}) == TOP_N
+        scores = [float(r["predicted_rating"]) for r in recs]
+        assert all(math.isfinite(s) for s in scores) and scores == sorted(scores, reverse=True)
+        assert all(r["title"].strip() for r in recs)
+        assert not any((user, r["song_id"]) in seen for r in recs)
+        int(user), [int(r["song_id"]) for r in recs]  # original numeric IDs
+
+
+def test_model_beats_bias_baseline_on_sample(sample_run):
+    evaluation = sample_run["evaluate"]
+    assert evaluation["headline_metric"] == "rmse"
+    assert evaluation["model_score"] < evaluation["baseline_score"]
+    assert sample_run["preprocess"]["rows_kept"] == sample_run["preprocess"]["rows_read"] > 50_000
+
+
+def test_failed_run_keeps_published_csv_and_model(dag, sample_run, http_server, tmp_path):
+    published_csv = Path(sample_run["recommend"]["published_csv_path"])
+    published_model = Path(sample_run["recommend"]["published_model_path"])
+    csv_before, model_before = published_csv.read_bytes(), os.readlink(published_model)
+    model_files_before = {p: p.read_bytes() for p in published_model.resolve().rglob("*") if p.is_file()}
+
+    base = http_server(tmp_path)  # serves an empty folder: every archive is a 404
+    state, states, _ = run_dag(dag, {"dataset_url": f"{base}/no-such-dataset.zip"})
+    assert state == "failed"
+    assert states["download"][0] == "failed" and states["recommend"][0] != "success"
+    assert published_csv.read_bytes() == csv_before
+    assert os.readlink(published_model) == model_before
+    assert {p: p.read_bytes() for p in published_model.resolve().rglob("*") if p.is_file()} == model_files_before
+
+
+def test_ml_latest_small_over_http_reaches_target_rmse(dag, http_server):
+    archive = shared_dataset("ml-latest-small.zip")
+    base = http_server(archive.parent)
+    state, states, xcoms = run_dag(dag, {"dataset_url": f"{base}/{archive.name}"})
+    assert state == "success", states
+    assert xcoms["download"]["source_url"].startswith("http://127.0.0.1")
+    assert xcoms["preprocess"]["rows_kept"] == 100_836
+    evaluation = xcoms["evaluate"]
+    print(f"ml-latest-small RMSE {evaluation['model_score']:.4f} vs bias baseline {evaluation['baseline_score']:.4f}")
+    assert evaluation["model_score"] <= 0.90
+    assert evaluation["model_score"] < evaluation["baseline_score"]

@@ -1,0 +1,74 @@
+"""Biased ALS, its persistence, and the metric functions on hand-checked numbers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from musicrec import columns as C
+from musicrec.metrics import bias_baseline, ranking_metrics, rating_errors
+from musicrec.model import AlsParams, fit, load, random_split
+
+
+def ratings_frame(spark, rows):
+    return spark.createDataFrame(rows, f"{C.USER_INDEX} int, {C.ITEM_INDEX} int, {C.RATING} double")
+
+
+def test_rating_errors_by_hand(spark):
+    frame = spark.createDataFrame([(4.0, 3.0), (2.0, 4.0), (5.0, 5.0)], f"{C.RATING} double, {C.PREDICTION} double")
+    errors = rating_errors(frame)
+    assert errors["rmse"] == pytest.approx(math.sqrt((1 + 4 + 0) / 3))
+    assert errors["mae"] == pytest.approx(1.0)
+    assert errors["rows"] == 3
+
+
+def test_bias_baseline_by_hand(spark):
+    # mu = 3; song 0 mean 4 (2 ratings), song 1 mean 2 (2 ratings); with lambda = 0 biases are means.
+    train = ratings_frame(spark, [(0, 0, 4.0), (1, 0, 4.0), (0, 1, 2.0), (1, 1, 2.0)])
+    mu, users, items = bias_baseline(train, reg=0.0)
+    assert mu == pytest.approx(3.0)
+    assert {r[C.ITEM_INDEX]: r["b_i"] for r in items.collect()} == pytest.approx({0: 1.0, 1: -1.0})
+    assert {r[C.USER_INDEX]: r["b_u"] for r in users.collect()} == pytest.approx({0: 0.0, 1: 0.0})
+
+
+def test_ranking_metrics_by_hand(spark):
+    recommended = spark.createDataFrame(
+        [(0, 10, 1), (0, 11, 2), (1, 12, 1), (1, 13, 2)], f"{C.USER_INDEX} int, {C.ITEM_INDEX} int, rank int"
+    )
+    relevant = spark.createDataFrame([(0, 11), (1, 14)], f"{C.USER_INDEX} int, {C.ITEM_INDEX} int")
+    scores = ranking_metrics(recommended, relevant, k=2)
+    assert scores["precision_at_2"] == pytest.approx((0.5 + 0.0) / 2)
+    assert scores["recall_at_2"] == pytest.approx((1.0 + 0.0) / 2)
+    assert scores["ndcg_at_2"] == pytest.approx((1 / math.log2(3)) / 2)
+    assert scores["map_at_2"] == pytest.approx((0.5 + 0.0) / 2)
+    assert scores["ranking_users"] == 2
+
+
+def test_biased_als_beats_its_own_biases_and_survives_save_load(spark, tmp_path):
+    """On data with a real taste structure the factors must add to the biases."""
+    import random
+
+    rng = random.Random(3)
+    taste = {u: rng.choice([-1, 1]) for u in range(60)}
+    kind = {i: rng.choice([-1, 1]) for i in range(40)}
+    rows = [(u, i, 3.0 + 1.5 * taste[u] * kind[i] + rng.gauss(0, 0.3)) for u in range(60) for i in range(40) if rng.random() < 0.5]
+    train, test = random_split(ratings_frame(spark, rows), 0.2, seed=1)
+    model = fit(train, AlsParams(rank=4, reg_param=0.05, max_iter=8), str(tmp_path / "ck"))
+    scored = model.predict_baseline(model.predict(test), "baseline_prediction")
+    als_rmse, bias_rmse = rating_errors(scored)["rmse"], rating_errors(scored, "baseline_prediction")["rmse"]
+    assert als_rmse < 0.6 * bias_rmse
+
+    model.save(tmp_path / "model")
+    reloaded = load(spark, tmp_path / "model")
+    assert reloaded.params == model.params
+    assert rating_errors(reloaded.predict(test))["rmse"] == pytest.approx(als_rmse, rel=1e-6)
+
+
+def test_split_rejects_bad_fraction(spark):
+    from musicrec.errors import PipelineError
+
+    frame = ratings_frame(spark, [(0, 0, 1.0)])
+    for fraction in (0.0, 1.0, 1.5):
+        with pytest.raises(PipelineError, match="test_fraction"):
+            random_split(frame, fraction, 1)
