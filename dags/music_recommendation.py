@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Param, chain
 from musicrec_operators import ALS_DEFAULTS as DEFAULTS
-from musicrec_operators import SparkJobOperator, upstream
+from musicrec_operators import FORMAT_NAMES, SparkJobOperator, upstream
 
 PARAMS = {
     "dataset_url": Param(
@@ -34,8 +34,13 @@ PARAMS = {
     ),
     "sha256": Param("", type="string", title="Expected SHA-256", description="Optional checksum of the archive."),
     "dataset_format": Param(
-        "auto", type="string", enum=["auto", "movielens-csv"], title="Dataset format",
-        description="Detected from the archive's files unless forced here.",
+        "auto", type="string", enum=list(FORMAT_NAMES), title="Dataset format",
+        description="Detected from the archive's files unless forced here; 'generic' needs column_mapping.",
+    ),
+    "column_mapping": Param(
+        {}, type="object", title="Column mapping (your own CSV/TSV)",
+        description='e.g. {"file": "plays.csv", "user": "listener", "item": "track", "value": "count", '
+        '"feedback": "implicit", "items_file": "tracks.csv", "item_id": "id", "title": "name"}. Empty: not used.',
     ),
     "feedback": Param(
         "auto", type="string", enum=["auto", "explicit", "implicit"], title="Feedback kind",
@@ -93,6 +98,7 @@ with DAG(
         job_args={
             "dataset_dir": upstream("extract", "dataset_dir"),
             "dataset_format": "{{ params.dataset_format }}",
+            "column_mapping": "{{ params.column_mapping | tojson }}",
             "feedback": "{{ params.feedback }}",
             "max_reject_share": "{{ params.max_reject_share }}",
         },

@@ -27,6 +27,7 @@ if str(JOBS_DIR) not in sys.path:  # the library the jobs share; no Spark is imp
     sys.path.insert(0, str(JOBS_DIR))
 
 from musicrec import paths, result  # noqa: E402
+from musicrec.datasets import FORMAT_NAMES  # noqa: E402,F401  (the DAG's dataset_format choices)
 from musicrec.errors import TransientError  # noqa: E402
 from musicrec.model import AlsParams  # noqa: E402
 from musicrec.spark_config import SPARK_CONF  # noqa: E402

@@ -1,9 +1,11 @@
 """Read, validate and index the dataset; write interactions, items and rejects as parquet."""
 
+import json
 from pathlib import Path
 
 from musicrec import job
 from musicrec.datasets import detect_format
+from musicrec.errors import PipelineError
 from musicrec.paths import staged_dir
 from musicrec.prepare import add_indices, check_usable, prepare
 from musicrec.spark_config import get_spark
@@ -11,11 +13,12 @@ from musicrec.spark_config import get_spark
 
 def work(args):
     run_dir = Path(args.run_dir)
-    fmt, base = detect_format(Path(args.dataset_dir), args.dataset_format)
+    options = parse_mapping(args.column_mapping)
+    fmt, base = detect_format(Path(args.dataset_dir), args.dataset_format, options)
     feedback = fmt.feedback if args.feedback == "auto" else args.feedback
     spark = get_spark("musicrec-preprocess")
-    raw = fmt.read_interactions(spark, base)
-    raw_items = fmt.read_items(spark, base)
+    raw = fmt.read_interactions(spark, base, options)
+    raw_items = fmt.read_items(spark, base, options)
     rating_range = fmt.rating_range if feedback == fmt.feedback else None
     prepared = prepare(raw, raw_items, feedback, rating_range)
     # Rejects are written first: they matter most when the check below fails the run.
@@ -44,10 +47,21 @@ def work(args):
     return facts
 
 
+def parse_mapping(text: str) -> dict:
+    try:
+        mapping = json.loads(text or "{}")
+    except json.JSONDecodeError as error:
+        raise PipelineError(f"column_mapping is not valid JSON ({error}): {text!r}") from None
+    if not isinstance(mapping, dict):
+        raise PipelineError(f"column_mapping must be a JSON object, got {text!r}")
+    return mapping
+
+
 if __name__ == "__main__":
     parser = job.parser_for("preprocess", __doc__)
     parser.add_argument("--dataset-dir", required=True, help="extracted dataset folder (extract's dataset_dir)")
     parser.add_argument("--dataset-format", default="auto", help="force a format instead of detecting it")
+    parser.add_argument("--column-mapping", default="", help="JSON column mapping for a generic CSV/TSV")
     parser.add_argument("--feedback", default="auto", choices=["auto", "explicit", "implicit"])
     parser.add_argument("--max-reject-share", type=float, default=0.05, help="fail above this share of bad rows")
     job.run("preprocess", parser, work)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import logging
 import os
 import sys
 import tempfile
@@ -31,6 +32,8 @@ os.environ["PYSPARK_PYTHON"] = sys.executable  # Python workers use this venv, n
 
 # Python workers import the library as jobs' executors do from --py-files.
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "spark_jobs"), os.environ.get("PYTHONPATH")]))
+logging.getLogger("py4j").setLevel(logging.WARNING)  # it logs to closed streams at exit
+
 for folder in (ROOT / "spark_jobs", ROOT / "plugins"):
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))

@@ -45,7 +45,7 @@ def dataset_dir(tmp_path):
 
 def run_prepare(spark, dataset_dir):
     fmt, base = detect_format(dataset_dir)
-    return prepare(fmt.read_interactions(spark, base), fmt.read_items(spark, base), "explicit", fmt.rating_range)
+    return prepare(fmt.read_interactions(spark, base, {}), fmt.read_items(spark, base, {}), "explicit", fmt.rating_range)
 
 
 def test_every_bad_row_is_counted_by_reason(spark, dataset_dir):
@@ -85,7 +85,7 @@ def test_reject_share_over_threshold_fails_with_reasons(spark, dataset_dir):
 
 def test_unknown_layout_is_a_clear_error(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
-    with pytest.raises(PipelineError, match=r"no known dataset layout.*notes.txt"):
+    with pytest.raises(PipelineError, match=r"does not hold a known layout.*notes.txt"):
         detect_format(tmp_path)
     with pytest.raises(PipelineError, match="unknown dataset_format"):
         detect_format(tmp_path, "lastfm-9000")

@@ -18,12 +18,14 @@ ITEM_COLUMNS = (C.ITEM_ID, C.TITLE, C.ARTIST)
 
 @dataclass(frozen=True)
 class DatasetFormat:
+    """One dataset layout. `options` is the user's `column_mapping` (generic format only)."""
+
     name: str
     feedback: str  # "explicit" (ratings) or "implicit" (play counts)
     rating_range: tuple[float, float] | None  # the valid scale of explicit ratings
-    locate: Callable[[Path], Path | None]  # folder holding the files, or None if not this format
-    read_interactions: Callable  # (spark, base folder) -> DataFrame of RAW_INTERACTION_COLUMNS
-    read_items: Callable  # (spark, base folder) -> DataFrame of ITEM_COLUMNS (strings)
+    locate: Callable[[Path, dict], Path | None]  # folder holding the files, or None if not this format
+    read_interactions: Callable  # (spark, base folder, options) -> DataFrame of RAW_INTERACTION_COLUMNS
+    read_items: Callable  # (spark, base folder, options) -> DataFrame of ITEM_COLUMNS (strings)
 
 
 def find_file(folder: Path, names: Sequence[str], max_depth: int = 2) -> Path | None:

@@ -1,0 +1,78 @@
+"""A user's own interaction log: any CSV/TSV, described by the `column_mapping` param.
+
+    {"file": "plays.csv", "user": "listener", "item": "track", "value": "count",
+     "timestamp": "ts", "sep": ",", "feedback": "implicit", "encoding": "UTF-8",
+     "items_file": "tracks.csv", "item_id": "id", "title": "name", "rating_min": 1, "rating_max": 5}
+
+`file` (relative to the archive), `user`, `item` and `value` are required; the rest is optional.
+Both files need a header row naming their columns.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from musicrec import columns as C
+from musicrec.datasets.base import DatasetFormat, as_raw_interactions, find_file, read_delimited
+from musicrec.errors import PipelineError
+
+REQUIRED = ("file", "user", "item", "value")
+
+
+def _locate(folder: Path, options: dict) -> Path | None:
+    if not options:
+        return None
+    missing = [key for key in REQUIRED if not options.get(key)]
+    if missing:
+        raise PipelineError(f"column_mapping lacks {missing}; it needs at least {list(REQUIRED)}")
+    found = find_file(folder, [options["file"]])
+    return found.parent if found else None
+
+
+def _header(path: Path, sep: str, encoding: str) -> list[str]:
+    with open(path, newline="", encoding=encoding, errors="replace") as handle:
+        return [name.strip() for name in next(csv.reader(handle, delimiter=sep), [])]
+
+
+def _read_named(spark, path: Path, options: dict, wanted: dict[str, str | None]):
+    """Read `path` by its header and return columns renamed {our name: their name}."""
+    from pyspark.sql import functions as F
+
+    sep, encoding = options.get("sep", ","), options.get("encoding", "UTF-8")
+    header = _header(path, sep, encoding)
+    absent = [theirs for theirs in wanted.values() if theirs and theirs not in header]
+    if absent:
+        raise PipelineError(f"{path.name}: column(s) {absent} of column_mapping are not in its header {header}")
+    positional = [f"_c{i}" for i in range(len(header))]
+    frame = read_delimited(spark, path, positional, sep, header=True, encoding=encoding, multiline=True)
+    columns = [
+        (F.col(positional[header.index(theirs)]) if theirs else F.lit(None).cast("string")).alias(ours)
+        for ours, theirs in wanted.items()
+    ]
+    return frame.select(*columns, "_corrupt_record")
+
+
+def _interactions(spark, base: Path, options: dict):
+    wanted = {C.USER_ID: options["user"], C.ITEM_ID: options["item"], C.RATING: options["value"], C.TIMESTAMP: options.get("timestamp")}
+    return as_raw_interactions(_read_named(spark, base / Path(options["file"]).name, options, wanted))
+
+
+def _items(spark, base: Path, options: dict):
+    from pyspark.sql import functions as F
+
+    if not options.get("items_file"):  # no metadata: a song is known by its ID
+        raw = _interactions(spark, base, options)
+        return raw.select(C.ITEM_ID).distinct().select(C.ITEM_ID, F.col(C.ITEM_ID).alias(C.TITLE), F.lit(None).cast("string").alias(C.ARTIST))
+    path = find_file(base, [Path(options["items_file"]).name])
+    if path is None:
+        raise PipelineError(f"items_file {options['items_file']!r} of column_mapping is not in the archive")
+    wanted = {C.ITEM_ID: options.get("item_id", options["item"]), C.TITLE: options.get("title", "title"), C.ARTIST: options.get("artist")}
+    return _read_named(spark, path, options, wanted).drop("_corrupt_record")
+
+
+def generic_format(options: dict) -> DatasetFormat:
+    """The generic format with the feedback kind and rating scale the mapping declares."""
+    feedback = options.get("feedback", "explicit")
+    scale = (float(options["rating_min"]), float(options["rating_max"])) if "rating_min" in options and "rating_max" in options else None
+    return DatasetFormat("generic", feedback, scale, _locate, _interactions, _items)

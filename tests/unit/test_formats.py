@@ -1,0 +1,103 @@
+"""Each dataset format, on a small fixture written by the test: detection, IDs, titles."""
+
+from __future__ import annotations
+
+import pytest
+
+from musicrec import columns as C
+from musicrec.datasets import detect_format
+from musicrec.errors import PipelineError
+from musicrec.prepare import prepare
+
+BIG_ID = "9223372036854775807"  # the largest 64-bit ID
+SHA_USER = "00000c289a1829a808ac09c00daf10bc3c4e223b"
+
+
+def write(path, text, encoding="utf-8"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode(encoding))
+
+
+def run(spark, folder, feedback=None, forced=None, options=None):
+    fmt, base = detect_format(folder, forced, options)
+    prepared = prepare(fmt.read_interactions(spark, base, options or {}), fmt.read_items(spark, base, options or {}), feedback or fmt.feedback, fmt.rating_range)
+    kept = {(r[C.USER_ID], r[C.ITEM_ID]): r[C.RATING] for r in prepared.interactions.collect()}
+    titles = {r[C.ITEM_ID]: r[C.TITLE] for r in prepared.items.collect()}
+    return fmt, prepared, kept, titles
+
+
+def test_movielens_100k_latin1(spark, tmp_path):
+    write(tmp_path / "ml-100k" / "u.data", "1\t10\t5\t881250949\n2\t10\t3\t881250950\n2\t11\t6\t881250951\n")
+    flags = "|".join("0" * 19)
+    write(tmp_path / "ml-100k" / "u.item", f"10|Café Society (1995)|01-Jan-1995||http://x|{flags}\n11|Plain (1996)|01-Jan-1996||http://y|{flags}\n", "latin-1")
+    fmt, prepared, kept, titles = run(spark, tmp_path)
+    assert fmt.name == "movielens-100k"
+    assert kept == {("1", "10"): 5.0, ("2", "10"): 3.0}
+    assert prepared.rejected_by_reason == {"rating_out_of_range": 1}
+    assert titles["10"] == "Café Society (1995)"
+
+
+def test_movielens_dat_double_colon_latin1(spark, tmp_path):
+    write(tmp_path / "ml-1m" / "ratings.dat", "1::1193::5::978300760\n1::661::3::978302109\n")
+    write(tmp_path / "ml-1m" / "movies.dat", "1193::One Flew Over the Cuckoo's Nest (1975)::Drama\n661::Pokémon, the Movie (1999)::Animation\n", "latin-1")
+    fmt, _, kept, titles = run(spark, tmp_path)
+    assert fmt.name == "movielens-dat"
+    assert kept == {("1", "1193"): 5.0, ("1", "661"): 3.0}
+    assert titles["661"] == "Pokémon, the Movie (1999)"
+
+
+def test_movielens_csv_with_awkward_titles(spark, tmp_path):
+    write(tmp_path / "ml" / "ratings.csv", f"userId,movieId,rating,timestamp\n1,{BIG_ID},4.5,1\n1,2,3.0,2\n")
+    write(tmp_path / "ml" / "movies.csv", f'movieId,title,genres\n{BIG_ID},"Say ""Hi"", Then\nGo",Drama\n2,Plain,Comedy\n')
+    fmt, _, kept, titles = run(spark, tmp_path)
+    assert fmt.name == "movielens-csv"
+    assert kept == {("1", BIG_ID): 4.5, ("1", "2"): 3.0}
+    assert titles[BIG_ID] == 'Say "Hi", Then\nGo'
+
+
+def test_lastfm_hetrec_at_archive_root(spark, tmp_path):
+    write(tmp_path / "user_artists.dat", "userID\tartistID\tweight\r\n2\t51\t13883\r\n2\t52\t11690\r\n3\t51\t0\r\n")
+    write(tmp_path / "artists.dat", "id\tname\turl\tpictureURL\n51\tDuran Duran\thttp://a\thttp://b\n52\tMorcheeba\thttp://c\thttp://d\n")
+    fmt, prepared, kept, titles = run(spark, tmp_path)
+    assert (fmt.name, fmt.feedback) == ("lastfm-hetrec", "implicit")
+    assert kept == {("2", "51"): 13883.0, ("2", "52"): 11690.0}
+    assert prepared.rejected_by_reason == {"non_positive_count": 1}
+    assert titles == {"51": "Duran Duran", "52": "Morcheeba"}
+
+
+def test_lastfm_360k_sha_users_and_missing_mbids(spark, tmp_path):
+    rows = [
+        f"{SHA_USER}\t3bd73256-3905-4f3a-97e2-8b341527f805\tbetty blowtorch\t2137",
+        f"{SHA_USER}\t\tdie Ärzte\t1099",
+        f"{SHA_USER}\t\tDie Ärzte\t5",  # same artist by name: a duplicate, the latest kept
+        "bad line without tabs",
+    ]
+    write(tmp_path / "lastfm-dataset-360K" / "usersha1-artmbid-artname-plays.tsv", "\n".join(rows) + "\n")
+    fmt, prepared, kept, titles = run(spark, tmp_path)
+    assert fmt.name == "lastfm-360k"
+    assert set(kept) == {(SHA_USER, "3bd73256-3905-4f3a-97e2-8b341527f805"), (SHA_USER, "name:die ärzte")}
+    assert prepared.rejected_by_reason == {"duplicate": 1, "malformed_line": 1}
+    assert titles["3bd73256-3905-4f3a-97e2-8b341527f805"] == "betty blowtorch"
+
+
+def test_generic_mapping_with_items_file(spark, tmp_path):
+    write(tmp_path / "logs" / "plays.tsv", "listener\tts\ttrack\tcount\nana\t5\tt-1\t3\nbo\t6\tt-2\t10\nbo\t7\tt-9\t1\n")
+    write(tmp_path / "logs" / "tracks.tsv", "id\tname\nt-1\tFirst Song\nt-2\tSecond, Song\n")
+    mapping = {"file": "plays.tsv", "sep": "\t", "user": "listener", "item": "track", "value": "count", "timestamp": "ts",
+               "feedback": "implicit", "items_file": "tracks.tsv", "item_id": "id", "title": "name"}
+    fmt, prepared, kept, titles = run(spark, tmp_path, options=mapping)
+    assert (fmt.name, fmt.feedback) == ("generic", "implicit")
+    assert kept == {("ana", "t-1"): 3.0, ("bo", "t-2"): 10.0}
+    assert prepared.rejected_by_reason == {"unknown_song": 1}
+    assert titles["t-2"] == "Second, Song"
+
+
+def test_generic_mapping_errors_name_the_problem(tmp_path, spark):
+    write(tmp_path / "plays.csv", "a,b,c\n1,2,3\n")
+    with pytest.raises(PipelineError, match="lacks"):
+        detect_format(tmp_path, None, {"file": "plays.csv", "user": "a"})
+    fmt, base = detect_format(tmp_path, None, {"file": "plays.csv", "user": "a", "item": "b", "value": "value"})
+    with pytest.raises(PipelineError, match=r"\['value'\].*not in its header"):
+        fmt.read_interactions(spark, base, {"file": "plays.csv", "user": "a", "item": "b", "value": "value"})
+    with pytest.raises(PipelineError, match="needs a column_mapping"):
+        detect_format(tmp_path, "generic", {})
