@@ -1,16 +1,24 @@
-"""Download the dataset archive named by --url (empty: the embedded sample). No SparkSession."""
+"""Download the dataset archive named by --url (empty: the embedded sample) into the shared download
+cache (keyed by URL and checksum, revalidated with the server). No SparkSession."""
 
 from pathlib import Path
 
 from musicrec import job
-from musicrec.download import download
+from musicrec.download import fetch_cached
+from musicrec.paths import download_cache_of_run
 from musicrec.sources import resolve_dataset_url
 
 
 def work(args):
     url = resolve_dataset_url(args.url)
-    got = download(url, Path(args.run_dir) / "download", sha256=args.sha256 or None)
-    return {"archive_path": str(got.path), "source_url": url, "size_bytes": got.size_bytes, "sha256": got.sha256}
+    got = fetch_cached(url, download_cache_of_run(Path(args.run_dir)), sha256=args.sha256 or None)
+    return {
+        "archive_path": str(got.path),
+        "source_url": url,
+        "size_bytes": got.size_bytes,
+        "sha256": got.sha256,
+        "from_cache": got.from_cache,
+    }
 
 
 if __name__ == "__main__":

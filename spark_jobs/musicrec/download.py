@@ -3,11 +3,15 @@
 Transient trouble (timeouts, resets, 5xx) is retried with exponential backoff and, where the
 server honours HTTP Range, resumed from the bytes already on disk; a 4xx is final. The file
 appears under its final name only when it is complete (and matches `sha256`, when given).
+
+HTTP downloads are cached by URL and checksum (`fetch_cached`): a re-run or a retry asks the
+server whether its copy changed (ETag / Last-Modified) and downloads again only if it did.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -42,6 +46,10 @@ class Downloaded:
     path: Path
     size_bytes: int
     sha256: str
+    from_cache: bool = False
+
+
+VALIDATORS = ("ETag", "Last-Modified")
 
 
 def file_name_for(url: str) -> str:
@@ -49,8 +57,18 @@ def file_name_for(url: str) -> str:
     return name or "dataset.zip"
 
 
-def download(url: str, dest_dir: Path, sha256: str | None = None, policy: DownloadPolicy = DownloadPolicy()) -> Downloaded:
-    """Download `url` into `dest_dir` and return the complete file."""
+def download(
+    url: str,
+    dest_dir: Path,
+    sha256: str | None = None,
+    policy: DownloadPolicy = DownloadPolicy(),
+    unless_unchanged: dict[str, str] | None = None,
+) -> Downloaded:
+    """Download `url` into `dest_dir` and return the complete file.
+
+    With `unless_unchanged` (validators of the copy already in `dest_dir`), the request is
+    conditional: when the server answers 304 the existing copy is returned, marked from_cache.
+    """
     scheme = urllib.parse.urlparse(url).scheme.lower()
     if scheme not in ALLOWED_SCHEMES:
         raise PipelineError(
@@ -60,10 +78,13 @@ def download(url: str, dest_dir: Path, sha256: str | None = None, policy: Downlo
     dest_dir.mkdir(parents=True, exist_ok=True)
     final = dest_dir / file_name_for(url)
     partial = final.with_name(final.name + ".part")
+    validators = {}
     if scheme == "file":
         _copy_local(url, partial, policy)
     else:
-        _fetch_http(url, partial, policy)
+        validators = _fetch_http(url, partial, policy, unless_unchanged or {})
+        if validators is None:  # 304 Not Modified: the copy we have is current
+            return Downloaded(final, final.stat().st_size, _sha256_of(final), from_cache=True)
     digest = _sha256_of(partial)
     if sha256 and digest.lower() != sha256.strip().lower():
         partial.unlink(missing_ok=True)
@@ -72,7 +93,35 @@ def download(url: str, dest_dir: Path, sha256: str | None = None, policy: Downlo
             "the file was deleted. Check the `sha256` param or the source."
         )
     os.replace(partial, final)
+    if validators:
+        (dest_dir / "validators.json").write_text(json.dumps(validators))
     return Downloaded(final, final.stat().st_size, digest)
+
+
+def fetch_cached(url: str, cache_root: Path, sha256: str | None = None, policy: DownloadPolicy = DownloadPolicy()) -> Downloaded:
+    """`download()` through a cache keyed by URL and expected checksum.
+
+    A cached copy is revalidated with the server (If-None-Match / If-Modified-Since) and reused
+    on 304; a server that sends no validators is trusted to serve a URL's content unchanged.
+    """
+    entry = cache_root / _cache_key(url, sha256)
+    cached, validators_file = entry / file_name_for(url), entry / "validators.json"
+    is_http = urllib.parse.urlparse(url).scheme.lower() in ("http", "https")
+    if is_http and cached.is_file():
+        if not validators_file.is_file():
+            got = Downloaded(cached, cached.stat().st_size, _sha256_of(cached), from_cache=True)
+        else:
+            got = download(url, entry, sha256, policy, unless_unchanged=json.loads(validators_file.read_text()))
+        if got.from_cache:
+            log.info("using the cached copy of %s: %s", url, cached)
+        if not sha256 or got.sha256 == sha256.strip().lower():
+            return got
+    validators_file.unlink(missing_ok=True)
+    return download(url, entry, sha256, policy)
+
+
+def _cache_key(url: str, sha256: str | None) -> str:
+    return hashlib.sha256(f"{url}\n{(sha256 or '').strip().lower()}".encode()).hexdigest()[:24]
 
 
 def _copy_local(url: str, partial: Path, policy: DownloadPolicy) -> None:
@@ -84,13 +133,13 @@ def _copy_local(url: str, partial: Path, policy: DownloadPolicy) -> None:
     shutil.copyfile(source, partial)
 
 
-def _fetch_http(url: str, partial: Path, policy: DownloadPolicy) -> None:
+def _fetch_http(url: str, partial: Path, policy: DownloadPolicy, unless_unchanged: dict[str, str]) -> dict[str, str] | None:
+    """Fetch into `partial`, retrying; return the response's cache validators (None: 304)."""
     partial.unlink(missing_ok=True)
     delay = policy.backoff_seconds
     for attempt in range(1, policy.attempts + 1):
         try:
-            _fetch_once(url, partial, policy)
-            return
+            return _fetch_once(url, partial, policy, unless_unchanged)
         except TransientError as error:
             if attempt == policy.attempts:
                 partial.unlink(missing_ok=True)
@@ -100,12 +149,14 @@ def _fetch_http(url: str, partial: Path, policy: DownloadPolicy) -> None:
             delay *= 2
 
 
-def _fetch_once(url: str, partial: Path, policy: DownloadPolicy) -> None:
+def _fetch_once(url: str, partial: Path, policy: DownloadPolicy, unless_unchanged: dict[str, str]) -> dict[str, str] | None:
     """One HTTP attempt, resuming from `partial` when there is something to resume."""
     have = partial.stat().st_size if partial.exists() else 0
-    headers = {"Range": f"bytes={have}-"} if have else {}
+    headers = {"Range": f"bytes={have}-"} if have else _conditional_headers(unless_unchanged)
     try:
         with requests.get(url, stream=True, timeout=policy.timeout_seconds, headers=headers) as response:
+            if response.status_code == 304 and not have:
+                return None
             if response.status_code == 416 and have:  # nothing left to fetch or server lost track
                 partial.unlink(missing_ok=True)
                 raise TransientError("server refused the resume range; starting over")
@@ -124,8 +175,18 @@ def _fetch_once(url: str, partial: Path, policy: DownloadPolicy) -> None:
             if expected is not None and expected > policy.max_bytes:
                 raise PipelineError(f"{url} is {expected} bytes, over the {policy.max_bytes}-byte size cap")
             _stream(response, partial, append=resumed, start=have, expected=expected, policy=policy)
+            return {name: response.headers[name] for name in VALIDATORS if name in response.headers}
     except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
         raise TransientError(f"{type(error).__name__}: {error}") from None
+
+
+def _conditional_headers(validators: dict[str, str]) -> dict[str, str]:
+    headers = {}
+    if "ETag" in validators:
+        headers["If-None-Match"] = validators["ETag"]
+    if "Last-Modified" in validators:
+        headers["If-Modified-Since"] = validators["Last-Modified"]
+    return headers
 
 
 def _expected_total(response: requests.Response, offset: int) -> int | None:

@@ -4,6 +4,7 @@
       runs/<run id>/<step>/...        each run writes only here; a re-run replaces its own steps
       published/recommended_songs.csv the latest good CSV, swapped in by an atomic rename
       published/model -> models/<run>  the latest good model, swapped in by an atomic symlink rename
+      cache/downloads/<key>/<archive>  downloaded archives, by URL and checksum, shared by runs
 
 Every step output is written to a hidden staging sibling and renamed into place only when the
 step succeeded, so a retry never reads a half-written output and a failure damages nothing.
@@ -120,3 +121,8 @@ def publish_dir_as_link(source: Path, versions_dir: Path, link: Path, label: str
 def published_dir_of_run(run: Path) -> Path:
     """The published folder of the data root that holds run folder `run`."""
     return published_dir(Path(run).parents[1])
+
+
+def download_cache_of_run(run: Path) -> Path:
+    """The download cache of the data root that holds run folder `run`."""
+    return Path(run).parents[1] / "cache" / "downloads"

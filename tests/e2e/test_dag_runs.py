@@ -114,3 +114,44 @@ def test_ml_latest_small_over_http_reaches_target_rmse(dag, http_server):
     print(f"ml-latest-small RMSE {evaluation['model_score']:.4f} vs bias baseline {evaluation['baseline_score']:.4f}")
     assert evaluation["model_score"] <= 0.90
     assert evaluation["model_score"] < evaluation["baseline_score"]
+
+
+def test_ml_100k_explicit_reaches_target_rmse(dag):
+    archive = shared_dataset("ml-100k.zip")
+    state, states, xcoms = run_dag(dag, {"dataset_url": archive.as_uri(), "test_fraction": 0.25})
+    assert state == "success", states
+    assert xcoms["preprocess"]["dataset_format"] == "movielens-100k"
+    assert xcoms["preprocess"]["rows_kept"] == 100_000
+    evaluation = xcoms["evaluate"]
+    print(f"ml-100k RMSE {evaluation['model_score']:.4f} vs bias baseline {evaluation['baseline_score']:.4f}")
+    assert evaluation["model_score"] <= 0.93  # Microsoft Recommenders' Spark ALS: 0.9665
+    assert evaluation["model_score"] < evaluation["baseline_score"]
+
+
+def test_lastfm_hetrec_implicit_beats_popularity(dag):
+    archive = shared_dataset("hetrec2011-lastfm-2k.zip")
+    state, states, xcoms = run_dag(dag, {"dataset_url": archive.as_uri()})
+    assert state == "success", states
+    assert (xcoms["preprocess"]["dataset_format"], xcoms["preprocess"]["feedback"]) == ("lastfm-hetrec", "implicit")
+    evaluation = xcoms["evaluate"]
+    assert evaluation["headline_metric"] == "ndcg_at_10"
+    print(f"hetrec-2k NDCG@10 {evaluation['model_score']:.4f} vs popularity {evaluation['baseline_score']:.4f}")
+    assert evaluation["model_score"] >= 1.2 * evaluation["baseline_score"]
+    rows = read_csv(xcoms["recommend"]["published_csv_path"])
+    assert len(rows) == 10 * xcoms["recommend"]["users"]
+    assert all(r["title"] for r in rows)  # artist names
+
+
+def test_too_many_bad_rows_fail_preprocess_and_keep_published(dag, sample_run, tmp_path):
+    import zipfile
+
+    published_csv = Path(sample_run["recommend"]["published_csv_path"])
+    before = published_csv.read_bytes()
+    lines = ["userId,songId,rating,timestamp"] + [f"{u},{i},{'x' if i % 3 == 0 else 4.0},1" for u in range(1, 30) for i in range(1, 30)]
+    archive = tmp_path / "bad.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("bad/ratings.csv", "\n".join(lines) + "\n")
+        zf.writestr("bad/songs.csv", "songId,title,artist\n" + "".join(f"{i},Song {i},Band\n" for i in range(1, 30)))
+    state, states, _ = run_dag(dag, {"dataset_url": archive.as_uri()})
+    assert state == "failed" and states["preprocess"][0] == "failed"
+    assert published_csv.read_bytes() == before

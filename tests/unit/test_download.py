@@ -132,3 +132,41 @@ def test_file_url_and_refused_schemes(tmp_path):
             download(url, tmp_path / "out")
     with pytest.raises(PipelineError, match="no such file"):
         download((tmp_path / "absent.zip").as_uri(), tmp_path / "out")
+
+
+class CachingHandler(http.server.BaseHTTPRequestHandler):
+    """Serves BODY with an ETag that tests can change; counts full-body responses."""
+
+    etag = '"v1"'
+    bodies_sent = 0
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):  # noqa: N802
+        if self.headers.get("If-None-Match") == type(self).etag:
+            self.send_response(304)
+            self.end_headers()
+            return
+        type(self).bodies_sent += 1
+        self.send_response(200)
+        self.send_header("ETag", type(self).etag)
+        self.send_header("Content-Length", str(len(BODY)))
+        self.end_headers()
+        self.wfile.write(BODY)
+
+
+def test_cache_reuses_until_the_server_says_it_changed(http_server, tmp_path):
+    from musicrec.download import fetch_cached
+
+    CachingHandler.etag, CachingHandler.bodies_sent = '"v1"', 0
+    url = f"{http_server(None, handler=CachingHandler)}/data.zip"
+    first = fetch_cached(url, tmp_path, policy=FAST)
+    again = fetch_cached(url, tmp_path, policy=FAST)
+    assert (first.from_cache, again.from_cache) == (False, True)
+    assert again.path == first.path and CachingHandler.bodies_sent == 1
+    CachingHandler.etag = '"v2"'  # a new snapshot upstream
+    third = fetch_cached(url, tmp_path, policy=FAST)
+    assert not third.from_cache and CachingHandler.bodies_sent == 2
+    other = fetch_cached(url, tmp_path, sha256=hashlib.sha256(BODY).hexdigest(), policy=FAST)
+    assert other.path != first.path  # the checksum is part of the key
