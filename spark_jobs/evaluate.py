@@ -9,7 +9,7 @@ from pathlib import Path
 
 from musicrec import columns as C
 from musicrec import job
-from musicrec.metrics import ranking_metrics, rating_errors
+from musicrec.metrics import ranking_metrics, rating_errors_of
 from musicrec.model import EXPLICIT, load
 from musicrec.paths import staged_dir
 from musicrec.recommend import popular_unseen, top_n_unseen
@@ -25,9 +25,8 @@ def work(args):
     metrics = {"feedback": args.feedback, "k": args.k}
     if args.feedback == EXPLICIT:
         # The baseline is the model's own bias terms, scored on the same rows (cold-start dropped).
-        scored = model.predict_baseline(model.predict(test), "baseline_prediction").cache()
-        metrics["model"] = rating_errors(scored, C.PREDICTION)
-        metrics["bias_baseline"] = rating_errors(scored, "baseline_prediction")
+        scored = model.predict_baseline(model.predict(test), "baseline_prediction")
+        metrics.update(rating_errors_of(scored, {"model": C.PREDICTION, "bias_baseline": "baseline_prediction"}))
         top_rating = train.agg({C.RATING: "max"}).first()[0]
         relevant = test.filter(test[C.RATING] >= RELEVANT_SHARE_OF_SCALE * top_rating)
     else:

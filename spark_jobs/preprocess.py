@@ -25,8 +25,9 @@ def work(args):
     with staged_dir(run_dir / "preprocess_rejects") as rejects_dir:
         prepared.rejects.write.parquet(str(rejects_dir / "rejects"))
     check_usable(prepared, args.max_reject_share, source=str(base))
+    indexed, users, songs = add_indices(prepared.interactions)
     with staged_dir(run_dir / "preprocess") as out:
-        add_indices(prepared.interactions).write.parquet(str(out / "interactions"))
+        indexed.write.parquet(str(out / "interactions"))
         prepared.items.write.parquet(str(out / "items"))
     final = run_dir / "preprocess"
     facts = {
@@ -39,11 +40,9 @@ def work(args):
         "rows_kept": prepared.rows_kept,
         "rows_rejected": prepared.rows_rejected,
         "rejected_by_reason": prepared.rejected_by_reason,
+        "users": users,
+        "songs": songs,
     }
-    users_songs = spark.read.parquet(facts["interactions_path"]).selectExpr(
-        "count(distinct user_id) AS users", "count(distinct song_id) AS songs"
-    ).first()
-    facts.update(users=users_songs["users"], songs=users_songs["songs"])
     return facts
 
 

@@ -17,13 +17,22 @@ RANKING_METRICS = {"precision": "precisionAtK", "recall": "recallAtK", "ndcg": "
 
 def rating_errors(predictions, prediction_col: str = C.PREDICTION) -> dict[str, float]:
     """RMSE and MAE of `prediction_col` against the rating."""
+    return rating_errors_of(predictions, {"_": prediction_col})["_"]
+
+
+def rating_errors_of(predictions, prediction_cols: dict[str, str]) -> dict[str, dict[str, float]]:
+    """RMSE and MAE of several prediction columns ({name: column}) in one pass over the data."""
     from pyspark.sql import functions as F
 
-    err = F.col(prediction_col) - F.col(C.RATING)
-    row = predictions.agg(
-        F.sqrt(F.avg(err * err)).alias("rmse"), F.avg(F.abs(err)).alias("mae"), F.count("*").alias("n")
-    ).first()
-    return {"rmse": float(row["rmse"]), "mae": float(row["mae"]), "rows": int(row["n"])}
+    aggregates = [F.count("*").alias("n")]
+    for name, column in prediction_cols.items():
+        err = F.col(column) - F.col(C.RATING)
+        aggregates += [F.sqrt(F.avg(err * err)).alias(f"{name}_rmse"), F.avg(F.abs(err)).alias(f"{name}_mae")]
+    row = predictions.agg(*aggregates).first()
+    return {
+        name: {"rmse": float(row[f"{name}_rmse"]), "mae": float(row[f"{name}_mae"]), "rows": int(row["n"])}
+        for name in prediction_cols
+    }
 
 
 def bias_baseline(train, reg: float = BIAS_REGULARIZATION):

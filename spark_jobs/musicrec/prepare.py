@@ -99,14 +99,19 @@ def label_rows(raw, items, feedback: str, rating_range: tuple[float, float] | No
 
 
 def add_indices(interactions):
-    """Dense integer user and song indices for ALS (most active first), beside the original IDs."""
+    """Dense integer user and song indices for ALS (most active first), beside the original IDs.
+
+    Returns (indexed frame, number of users, number of songs).
+    """
     from pyspark.ml.feature import StringIndexer
     from pyspark.sql import functions as F
 
     indexer = StringIndexer(
         inputCols=[C.USER_ID, C.ITEM_ID], outputCols=["_u", "_i"], stringOrderType="frequencyDesc"
     )
-    indexed = indexer.fit(interactions).transform(interactions)
+    fitted = indexer.fit(interactions)
+    users, songs = (len(labels) for labels in fitted.labelsArray)
+    indexed = fitted.transform(interactions)
     return indexed.select(
         C.USER_ID,
         C.ITEM_ID,
@@ -114,7 +119,7 @@ def add_indices(interactions):
         F.col("_i").cast("int").alias(C.ITEM_INDEX),
         C.RATING,
         C.TIMESTAMP,
-    )
+    ), users, songs
 
 
 def prepare(raw, raw_items, feedback: str, rating_range) -> Prepared:

@@ -68,7 +68,9 @@ def test_titles_with_commas_and_quotes_survive(spark, dataset_dir):
 
 
 def test_indices_are_dense_and_keep_original_ids(spark, dataset_dir):
-    indexed = add_indices(run_prepare(spark, dataset_dir).interactions).collect()
+    frame, users, songs = add_indices(run_prepare(spark, dataset_dir).interactions)
+    assert (users, songs) == (3, 3)
+    indexed = frame.collect()
     assert sorted({r[C.USER_INDEX] for r in indexed}) == [0, 1, 2]
     assert sorted({r[C.ITEM_INDEX] for r in indexed}) == [0, 1, 2]
     pairs = {(r[C.USER_ID], r[C.USER_INDEX]) for r in indexed}
@@ -89,3 +91,13 @@ def test_unknown_layout_is_a_clear_error(tmp_path):
         detect_format(tmp_path)
     with pytest.raises(PipelineError, match="unknown dataset_format"):
         detect_format(tmp_path, "lastfm-9000")
+
+
+def test_undecodable_ids_are_rejected(spark, tmp_path):
+    folder = tmp_path / "enc"
+    folder.mkdir()
+    (folder / "ratings.csv").write_bytes(b"userId,songId,rating,timestamp\n1,10,4.0,1\nj\xff\xfeo,10,3.0,1\n")
+    (folder / "songs.csv").write_text("songId,title,artist\n10,Song,Band\n")
+    prepared = run_prepare(spark, tmp_path)
+    assert prepared.rejected_by_reason == {"undecodable_text": 1}
+    assert prepared.rows_kept == 1
