@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -38,6 +39,7 @@ class DownloadPolicy:
     attempts: int = 5
     backoff_seconds: float = 1.0  # doubled after each failed attempt
     timeout_seconds: float = 60.0  # connect and per-read
+    attempt_seconds: float = 3600.0  # one attempt's whole transfer: a slow trickle must not hang a run
     max_bytes: int = DEFAULT_MAX_BYTES
 
 
@@ -174,7 +176,7 @@ def _fetch_once(url: str, partial: Path, policy: DownloadPolicy, unless_unchange
             expected = _expected_total(response, have)
             if expected is not None and expected > policy.max_bytes:
                 raise PipelineError(f"{url} is {expected} bytes, over the {policy.max_bytes}-byte size cap")
-            _stream(response, partial, append=resumed, start=have, expected=expected, policy=policy)
+            _stream_with_deadline(response, partial, append=resumed, start=have, expected=expected, policy=policy)
             return {name: response.headers[name] for name in VALIDATORS if name in response.headers}
     except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
         raise TransientError(f"{type(error).__name__}: {error}") from None
@@ -192,6 +194,28 @@ def _conditional_headers(validators: dict[str, str]) -> dict[str, str]:
 def _expected_total(response: requests.Response, offset: int) -> int | None:
     length = response.headers.get("Content-Length")
     return offset + int(length) if length and length.isdigit() else None
+
+
+def _stream_with_deadline(response, partial: Path, **kwargs) -> None:
+    """_stream(), with the connection closed when the attempt's time is up (a slow trickle)."""
+    policy = kwargs["policy"]
+    expired = threading.Event()
+
+    def expire():
+        expired.set()
+        response.close()
+
+    timer = threading.Timer(policy.attempt_seconds, expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        _stream(response, partial, **kwargs)
+    except Exception:
+        if expired.is_set():
+            raise TransientError(f"transfer too slow: not done after {policy.attempt_seconds:g} s") from None
+        raise
+    finally:
+        timer.cancel()
 
 
 def _stream(response, partial: Path, append: bool, start: int, expected: int | None, policy: DownloadPolicy) -> None:

@@ -37,6 +37,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.path == "/slow.zip":
             time.sleep(2.5)  # longer than the 1 s read timeout
             return self.send_error(500)
+        if self.path == "/trickle.zip":  # a byte at a time, each well inside the read timeout
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(BODY)))
+            self.end_headers()
+            for i in range(40):
+                self.wfile.write(BODY[i : i + 1])
+                self.wfile.flush()
+                time.sleep(0.05)
+            return
         if self.path == "/truncated.zip" and n == 1:
             # Promise the whole body, send half, hang up: the client must resume with Range.
             self.send_response(200)
@@ -100,6 +109,13 @@ def test_persistent_5xx_gives_up_after_the_attempts(server, tmp_path):
 def test_timeout_is_transient(server, tmp_path):
     with pytest.raises(TransientError, match="attempts"):
         download(f"{server}/slow.zip", tmp_path, policy=DownloadPolicy(attempts=2, backoff_seconds=0.01, timeout_seconds=1.0))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_slow_trickle_hits_the_attempt_deadline(server, tmp_path):
+    policy = DownloadPolicy(attempts=1, timeout_seconds=1.0, attempt_seconds=0.5)
+    with pytest.raises(TransientError, match="too slow"):
+        download(f"{server}/trickle.zip", tmp_path, policy=policy)
     assert list(tmp_path.iterdir()) == []
 
 
