@@ -155,3 +155,21 @@ def test_too_many_bad_rows_fail_preprocess_and_keep_published(dag, sample_run, t
     state, states, _ = run_dag(dag, {"dataset_url": archive.as_uri()})
     assert state == "failed" and states["preprocess"][0] == "failed"
     assert published_csv.read_bytes() == before
+
+
+def test_hostile_archives_fail_at_extract_and_keep_published(dag, sample_run, tmp_path):
+    import zipfile
+
+    published_csv = Path(sample_run["recommend"]["published_csv_path"])
+    published_model = Path(sample_run["recommend"]["published_model_path"])
+    before = (published_csv.read_bytes(), os.readlink(published_model))
+    escape = tmp_path / "escape.zip"
+    with zipfile.ZipFile(escape, "w") as zf:
+        zf.writestr("../../../../evil.csv", "x")
+    corrupt = tmp_path / "corrupt.zip"
+    corrupt.write_bytes(Path(sample_run["download"]["archive_path"]).read_bytes()[:5000])
+    for archive in (escape, corrupt):
+        state, states, _ = run_dag(dag, {"dataset_url": archive.as_uri()})
+        assert state == "failed" and states["extract"][0] == "failed", archive.name
+        assert (published_csv.read_bytes(), os.readlink(published_model)) == before
+    assert not list(Path(os.environ["MUSICREC_DATA_ROOT"]).parent.glob("**/evil.csv"))
