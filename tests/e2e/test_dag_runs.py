@@ -25,23 +25,26 @@ TOP_N = 7
 
 
 @pytest.fixture(scope="module")
-def dag():
-    from airflow.dag_processing.dagbag import DagBag
+def airflow_db():
     from airflow.utils.db import initdb
 
     initdb()
-    return DagBag(dag_folder=str(ROOT / "dags")).dags["music_recommendation"]
 
 
-def run_dag(dag, conf):
+def run_dag(conf):
+    """One dag.test() run on a freshly parsed DAG: dag.test() leaves a run's conf in the DAG's
+    params, which would leak into the next run of the same object."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(ROOT / "dags")).dags["music_recommendation"]
     dag_run = dag.test(run_conf=conf)
     (run_id, state), states, xcoms = load_run(dag_run.run_id)
     return state, states, xcoms
 
 
 @pytest.fixture(scope="module")
-def sample_run(dag):
-    state, states, xcoms = run_dag(dag, {"top_n": TOP_N})
+def sample_run(airflow_db):
+    state, states, xcoms = run_dag({"top_n": TOP_N})
     assert state == "success", states
     return xcoms
 
@@ -88,14 +91,14 @@ def test_model_beats_bias_baseline_on_sample(sample_run):
     assert sample_run["preprocess"]["rows_kept"] == sample_run["preprocess"]["rows_read"] > 50_000
 
 
-def test_failed_run_keeps_published_csv_and_model(dag, sample_run, http_server, tmp_path):
+def test_failed_run_keeps_published_csv_and_model(airflow_db, sample_run, http_server, tmp_path):
     published_csv = Path(sample_run["recommend"]["published_csv_path"])
     published_model = Path(sample_run["recommend"]["published_model_path"])
     csv_before, model_before = published_csv.read_bytes(), os.readlink(published_model)
     model_files_before = {p: p.read_bytes() for p in published_model.resolve().rglob("*") if p.is_file()}
 
     base = http_server(tmp_path)  # serves an empty folder: every archive is a 404
-    state, states, _ = run_dag(dag, {"dataset_url": f"{base}/no-such-dataset.zip"})
+    state, states, _ = run_dag({"dataset_url": f"{base}/no-such-dataset.zip"})
     assert state == "failed"
     assert states["download"][0] == "failed" and states["recommend"][0] != "success"
     assert published_csv.read_bytes() == csv_before
@@ -103,10 +106,10 @@ def test_failed_run_keeps_published_csv_and_model(dag, sample_run, http_server, 
     assert {p: p.read_bytes() for p in published_model.resolve().rglob("*") if p.is_file()} == model_files_before
 
 
-def test_ml_latest_small_over_http_reaches_target_rmse(dag, http_server):
+def test_ml_latest_small_over_http_reaches_target_rmse(airflow_db, http_server):
     archive = shared_dataset("ml-latest-small.zip")
     base = http_server(archive.parent)
-    state, states, xcoms = run_dag(dag, {"dataset_url": f"{base}/{archive.name}"})
+    state, states, xcoms = run_dag({"dataset_url": f"{base}/{archive.name}"})
     assert state == "success", states
     assert xcoms["download"]["source_url"].startswith("http://127.0.0.1")
     assert xcoms["preprocess"]["rows_kept"] == 100_836
@@ -116,9 +119,9 @@ def test_ml_latest_small_over_http_reaches_target_rmse(dag, http_server):
     assert evaluation["model_score"] < evaluation["baseline_score"]
 
 
-def test_ml_100k_explicit_reaches_target_rmse(dag):
+def test_ml_100k_explicit_reaches_target_rmse(airflow_db):
     archive = shared_dataset("ml-100k.zip")
-    state, states, xcoms = run_dag(dag, {"dataset_url": archive.as_uri(), "test_fraction": 0.25})
+    state, states, xcoms = run_dag({"dataset_url": archive.as_uri(), "test_fraction": 0.25})
     assert state == "success", states
     assert xcoms["preprocess"]["dataset_format"] == "movielens-100k"
     assert xcoms["preprocess"]["rows_kept"] == 100_000
@@ -128,9 +131,9 @@ def test_ml_100k_explicit_reaches_target_rmse(dag):
     assert evaluation["model_score"] < evaluation["baseline_score"]
 
 
-def test_lastfm_hetrec_implicit_beats_popularity(dag):
+def test_lastfm_hetrec_implicit_beats_popularity(airflow_db):
     archive = shared_dataset("hetrec2011-lastfm-2k.zip")
-    state, states, xcoms = run_dag(dag, {"dataset_url": archive.as_uri()})
+    state, states, xcoms = run_dag({"dataset_url": archive.as_uri()})
     assert state == "success", states
     assert (xcoms["preprocess"]["dataset_format"], xcoms["preprocess"]["feedback"]) == ("lastfm-hetrec", "implicit")
     evaluation = xcoms["evaluate"]
@@ -142,7 +145,7 @@ def test_lastfm_hetrec_implicit_beats_popularity(dag):
     assert all(r["title"] for r in rows)  # artist names
 
 
-def test_too_many_bad_rows_fail_preprocess_and_keep_published(dag, sample_run, tmp_path):
+def test_too_many_bad_rows_fail_preprocess_and_keep_published(airflow_db, sample_run, tmp_path):
     import zipfile
 
     published_csv = Path(sample_run["recommend"]["published_csv_path"])
@@ -152,12 +155,12 @@ def test_too_many_bad_rows_fail_preprocess_and_keep_published(dag, sample_run, t
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("bad/ratings.csv", "\n".join(lines) + "\n")
         zf.writestr("bad/songs.csv", "songId,title,artist\n" + "".join(f"{i},Song {i},Band\n" for i in range(1, 30)))
-    state, states, _ = run_dag(dag, {"dataset_url": archive.as_uri()})
+    state, states, _ = run_dag({"dataset_url": archive.as_uri()})
     assert state == "failed" and states["preprocess"][0] == "failed"
     assert published_csv.read_bytes() == before
 
 
-def test_hostile_archives_fail_at_extract_and_keep_published(dag, sample_run, tmp_path):
+def test_hostile_archives_fail_at_extract_and_keep_published(airflow_db, sample_run, tmp_path):
     import zipfile
 
     published_csv = Path(sample_run["recommend"]["published_csv_path"])
@@ -169,7 +172,26 @@ def test_hostile_archives_fail_at_extract_and_keep_published(dag, sample_run, tm
     corrupt = tmp_path / "corrupt.zip"
     corrupt.write_bytes(Path(sample_run["download"]["archive_path"]).read_bytes()[:5000])
     for archive in (escape, corrupt):
-        state, states, _ = run_dag(dag, {"dataset_url": archive.as_uri()})
+        state, states, _ = run_dag({"dataset_url": archive.as_uri()})
         assert state == "failed" and states["extract"][0] == "failed", archive.name
         assert (published_csv.read_bytes(), os.readlink(published_model)) == before
     assert not list(Path(os.environ["MUSICREC_DATA_ROOT"]).parent.glob("**/evil.csv"))
+
+
+def test_rerun_after_a_crash_half_way_needs_no_cleanup(spark, sample_run):
+    """What a task retry or an Airflow "clear" does: run the step again in the same run folder."""
+    from musicrec_operators import SparkJobOperator
+
+    run_dir = Path(sample_run["extract"]["dataset_dir"]).parent
+    crashed = run_dir / ".preprocess.staging-crashed"  # a half-written output of a killed attempt
+    (crashed / "interactions").mkdir(parents=True)
+    (crashed / "interactions" / "part-0.parquet").write_bytes(b"half")
+    (run_dir / "results" / "preprocess.json").write_text('{"step": "preprocess", "error": "killed", "retryable": true}')
+
+    operator = SparkJobOperator(task_id="preprocess", job="preprocess", job_args={"dataset_dir": sample_run["extract"]["dataset_dir"]})
+    facts = operator.execute({"run_id": run_dir.name})
+
+    assert facts["rows_kept"] == sample_run["preprocess"]["rows_kept"]
+    assert facts["interactions_path"] == sample_run["preprocess"]["interactions_path"]
+    assert spark.read.parquet(facts["interactions_path"]).count() == facts["rows_kept"]
+    assert not crashed.exists()
