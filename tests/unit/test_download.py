@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import socket
+import struct
 import time
 
 import pytest
@@ -45,6 +47,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.wfile.write(BODY[i : i + 1])
                 self.wfile.flush()
                 time.sleep(0.05)
+            return
+        if self.path == "/reset.zip" and n == 1:
+            # Send part of the body, then abort the TCP connection (RST, not a clean close).
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(BODY)))
+            self.end_headers()
+            self.wfile.write(BODY[: len(BODY) // 4])
+            self.wfile.flush()
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
             return
         if self.path == "/truncated.zip" and n == 1:
             # Promise the whole body, send half, hang up: the client must resume with Range.
@@ -123,6 +135,12 @@ def test_truncated_body_resumes_with_range(server, tmp_path):
     got = download(f"{server}/truncated.zip", tmp_path, policy=FAST)
     assert got.path.read_bytes() == BODY
     assert Handler.ranges == [f"bytes={len(BODY) // 2}-"]
+
+
+def test_connection_reset_is_retried_and_resumed(server, tmp_path):
+    got = download(f"{server}/reset.zip", tmp_path, policy=FAST)
+    assert got.path.read_bytes() == BODY
+    assert Handler.calls["/reset.zip"] == 2
 
 
 def test_wrong_checksum_leaves_no_file(server, tmp_path):
