@@ -6,6 +6,8 @@
 
 Each variant runs in a fresh Python process (the Spark settings are read at import) with its own
 Airflow home and data root. Prints a table and appends every run to bench/results/runs.jsonl.
+"x triv" is the DAG time over the median wall time of a trivial spark-submit (bench/trivial_job.py)
+timed in the same run: this machine's speed drifts by a quarter or more over a day, the ratio less.
 """
 
 from __future__ import annotations
@@ -60,6 +62,22 @@ def run_once(dataset: str, repeat: int) -> list[dict]:
     return records
 
 
+def time_trivial_submit(env: dict, times: int = 3) -> float:
+    """Median wall seconds of bench/trivial_job.py through the same spark-submit the DAG uses."""
+    spark_submit = Path(sys.executable).parent.parent / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages" / "pyspark" / "bin" / "spark-submit"
+    sys.path.insert(0, str(ROOT / "spark_jobs"))
+    from musicrec.spark_config import SPARK_CONF
+
+    conf = [arg for key, value in {**SPARK_CONF, "spark.pyspark.python": sys.executable}.items() for arg in ("--conf", f"{key}={value}")]
+    walls = []
+    for _ in range(times):
+        started = time.perf_counter()
+        subprocess.run([str(spark_submit), "--master", "local[*]", *conf, str(ROOT / "bench" / "trivial_job.py")],
+                       env={**env, "PYTHONPATH": str(ROOT / "spark_jobs")}, capture_output=True, check=True)
+        walls.append(time.perf_counter() - started)
+    return sorted(walls)[len(walls) // 2]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=["sample", "ml-latest-small"], choices=list(DATASETS))
@@ -91,6 +109,7 @@ def main() -> None:
             }
             if java_opts is not None:
                 env["MUSICREC_DRIVER_JAVA_OPTIONS"] = java_opts
+            trivial = time_trivial_submit(env)
             done = subprocess.run(
                 [sys.executable, __file__, "--child", dataset, "--repeat", str(args.repeat)],
                 env=env, capture_output=True, text=True,
@@ -101,16 +120,18 @@ def main() -> None:
                 raise SystemExit(f"benchmark run on {dataset} failed")
             for record in json.loads(line[len("RECORDS "):]):
                 record.update(java_opts=java_opts or "(default)", machine=f"{platform.node()} {os.cpu_count()} cpus",
+                              trivial_submit_seconds=round(trivial, 2),
                               at=time.strftime("%Y-%m-%dT%H:%M:%S"))
                 rows.append(record)
                 with open(results_file, "a") as out:
                     out.write(json.dumps(record) + "\n")
 
-    print(f"\n{'dataset':<16} {'java opts':<42} {'DAG s':>6} " + " ".join(f"{t[:7]:>7}" for t in TASKS) + "  metric")
+    print(f"\n{'dataset':<16} {'java opts':<42} {'DAG s':>6} {'x triv':>6} " + " ".join(f"{t[:7]:>7}" for t in TASKS) + "  metric")
     for r in rows:
         tasks = " ".join(f"{r['task_seconds'].get(t, 0):7.1f}" for t in TASKS)
         startup = sum(r["startup_seconds"].values()) / max(sum(r["task_seconds"].values()), 1e-9)
-        print(f"{r['dataset']:<16} {r['java_opts']:<42} {r['dag_seconds']:6.1f} {tasks}  "
+        ratio = r["dag_seconds"] / r["trivial_submit_seconds"]
+        print(f"{r['dataset']:<16} {r['java_opts']:<42} {r['dag_seconds']:6.1f} {ratio:6.1f} {tasks}  "
               f"{r['metric']} {r['model']:.4f} vs {r['baseline']:.4f} (start-up {startup:.0%})")
     print(f"raw results appended to {results_file}")
 
