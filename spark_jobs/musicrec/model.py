@@ -64,13 +64,10 @@ class RecommenderModel:
         ).drop(USER_BIAS, ITEM_BIAS)
 
     def with_biases(self, frame):
-        from pyspark.sql import functions as F
-
         return (
             frame.join(self.user_bias, C.USER_INDEX, "left")
             .join(self.item_bias, C.ITEM_INDEX, "left")
             .fillna(0.0, [USER_BIAS, ITEM_BIAS])
-            .withColumn(USER_BIAS, F.col(USER_BIAS).cast("double"))
         )
 
     def user_table(self):

@@ -40,9 +40,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             time.sleep(2.5)  # longer than the 1 s read timeout
             return self.send_error(500)
         if self.path == "/trickle.zip":  # a byte at a time, each well inside the read timeout
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(BODY)))
-            self.end_headers()
+            self._promise_whole_body()
             for i in range(40):
                 self.wfile.write(BODY[i : i + 1])
                 self.wfile.flush()
@@ -50,25 +48,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         if self.path == "/reset.zip" and n == 1:
             # Send part of the body, then abort the TCP connection (RST, not a clean close).
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(BODY)))
-            self.end_headers()
-            self.wfile.write(BODY[: len(BODY) // 4])
-            self.wfile.flush()
+            self._promise_whole_body(part=len(BODY) // 4)
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()
             return
         if self.path == "/truncated.zip" and n == 1:
             # Promise the whole body, send half, hang up: the client must resume with Range.
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(BODY)))
-            self.send_header("Accept-Ranges", "bytes")
-            self.end_headers()
-            self.wfile.write(BODY[: len(BODY) // 2])
-            self.wfile.flush()
+            self._promise_whole_body(part=len(BODY) // 2)
             self.close_connection = True
             return
         self._send_body()
+
+    def _promise_whole_body(self, part: int = 0):
+        """Headers for all of BODY, then only its first `part` bytes."""
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(BODY)))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        self.wfile.write(BODY[:part])
+        self.wfile.flush()
 
     def _send_body(self):
         start = 0

@@ -13,7 +13,6 @@ CORRUPT = "_corrupt_record"
 # Raw interactions: every column a string, as it stood in the file; `raw` holds the line of a
 # row Spark could not split into the declared fields.
 RAW_INTERACTION_COLUMNS = (C.USER_ID, C.ITEM_ID, C.RATING, C.TIMESTAMP, C.RAW_LINE)
-ITEM_COLUMNS = (C.ITEM_ID, C.TITLE, C.ARTIST)
 
 
 @dataclass(frozen=True)
@@ -25,7 +24,7 @@ class DatasetFormat:
     rating_range: tuple[float, float] | None  # the valid scale of explicit ratings
     locate: Callable[[Path, dict], Path | None]  # folder holding the files, or None if not this format
     read_interactions: Callable  # (spark, base folder, options) -> DataFrame of RAW_INTERACTION_COLUMNS
-    read_items: Callable  # (spark, base folder, options) -> DataFrame of ITEM_COLUMNS (strings)
+    read_items: Callable  # (spark, base folder, options) -> DataFrame of song_id, title, artist (strings)
 
 
 def find_file(folder: Path, names: Sequence[str], max_depth: int = 2) -> Path | None:

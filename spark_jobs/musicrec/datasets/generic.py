@@ -14,7 +14,7 @@ import csv
 from pathlib import Path
 
 from musicrec import columns as C
-from musicrec.datasets.base import DatasetFormat, as_raw_interactions, find_file, read_delimited
+from musicrec.datasets.base import CORRUPT, DatasetFormat, as_raw_interactions, find_file, read_delimited
 from musicrec.errors import PipelineError
 
 REQUIRED = ("file", "user", "item", "value")
@@ -50,7 +50,7 @@ def _read_named(spark, path: Path, options: dict, wanted: dict[str, str | None])
         (F.col(positional[header.index(theirs)]) if theirs else F.lit(None).cast("string")).alias(ours)
         for ours, theirs in wanted.items()
     ]
-    return frame.select(*columns, "_corrupt_record")
+    return frame.select(*columns, CORRUPT)
 
 
 def _interactions(spark, base: Path, options: dict):
@@ -68,7 +68,7 @@ def _items(spark, base: Path, options: dict):
     if path is None:
         raise PipelineError(f"items_file {options['items_file']!r} of column_mapping is not in the archive")
     wanted = {C.ITEM_ID: options.get("item_id", options["item"]), C.TITLE: options.get("title", "title"), C.ARTIST: options.get("artist")}
-    return _read_named(spark, path, options, wanted).drop("_corrupt_record")
+    return _read_named(spark, path, options, wanted).drop(CORRUPT)
 
 
 def generic_format(options: dict) -> DatasetFormat:

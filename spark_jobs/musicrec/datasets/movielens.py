@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from musicrec import columns as C
-from musicrec.datasets.base import DatasetFormat, as_raw_interactions, find_file, read_delimited
+from musicrec.datasets.base import CORRUPT, DatasetFormat, as_raw_interactions, find_file, read_delimited
 
 RATING_FIELDS = [C.USER_ID, C.ITEM_ID, C.RATING, C.TIMESTAMP]
 CSV_ITEM_FILES = ("songs.csv", "movies.csv")
@@ -42,7 +42,7 @@ def _csv_interactions(spark, base: Path, options: dict):
 def _csv_items(spark, base: Path, options: dict):
     items_file = find_file(base, CSV_ITEM_FILES, max_depth=0)
     if items_file.name == "songs.csv":
-        return read_delimited(spark, items_file, [C.ITEM_ID, C.TITLE, C.ARTIST], ",", header=True, multiline=True).drop("_corrupt_record")
+        return read_delimited(spark, items_file, [C.ITEM_ID, C.TITLE, C.ARTIST], ",", header=True, multiline=True).drop(CORRUPT)
     return _no_artist(read_delimited(spark, items_file, [C.ITEM_ID, C.TITLE, "genres"], ",", header=True, multiline=True))
 
 
