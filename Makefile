@@ -32,11 +32,11 @@ test: install check-java
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt constraints.txt
+$(VENV)/.installed: requirements.txt requirements-test.txt constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ is needed"' \
 		|| { echo "ERROR: $(PYTHON) is older than 3.10; set PYTHON=python3.11 (or newer)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -r requirements.txt -c constraints.txt
+	$(BIN)/pip install --quiet -r requirements-test.txt -c constraints.txt
 	@# The Spark provider's pyspark-client overwrites part of pyspark's own files: put them back.
 	$(BIN)/pip install --quiet --force-reinstall --no-deps pyspark==4.3.0
 	touch $@

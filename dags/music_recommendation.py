@@ -13,26 +13,34 @@ against a baseline and publishes the top-N songs per user as `recommended_songs.
 | evaluate | `spark_jobs/evaluate.py` | `model_path`, `train_path`, `test_path` | `metrics_path`, RMSE / NDCG vs baseline |
 | recommend | `spark_jobs/recommend.py` | `model_path`, `interactions_path`, `items_path` | `csv_path`, `published_csv_path` |
 
-Each run writes under `$MUSICREC_DATA_ROOT/runs/<run id>/`; the last good CSV and model are
-published to `$MUSICREC_DATA_ROOT/published/`. The Spark master comes from `spark_default`.
+Each run writes under `$MUSICREC_DATA_ROOT/runs/<run id>/`. `recommend` publishes the CSV and
+model together to `$MUSICREC_DATA_ROOT/published/` unless a newer logical date is already
+published (then it is *skipped*, and the run's own CSV stays in its run folder); the published
+CSV is the Asset `musicrec_recommended_songs`. `dataset_url` may contain `{{ ds }}` or
+`{{ ds_nodash }}`: each scheduled or backfilled date downloads its own snapshot.
+The Spark master comes from `spark_default`; every task takes a slot of the `musicrec_spark` pool.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG, Param, chain
+from airflow.sdk import DAG, Asset, Param, chain
 from musicrec_operators import ALS_DEFAULTS as DEFAULTS
-from musicrec_operators import FORMAT_NAMES, SparkJobOperator, upstream
+from musicrec_operators import FORMAT_NAMES, PUBLISHED_CSV_URI, SPARK_POOL, SparkJobOperator, log_task_failure, upstream
+
+RECOMMENDATIONS = Asset(name="musicrec_recommended_songs", uri=PUBLISHED_CSV_URI, group="musicrec")
 
 PARAMS = {
+    # Optional strings are null-able: the UI's trigger form treats "" in a plain string as missing.
     "dataset_url": Param(
-        "",
-        type="string",
+        None,
+        type=["null", "string"],
         title="Dataset URL",
-        description="http(s) or file URL of a MovieLens-style zip. Empty: the embedded music sample.",
+        description="http(s) or file URL of a MovieLens-style zip; may contain {{ ds }} or {{ ds_nodash }} "
+        "(the run's logical date) to read dated snapshots. Empty: the embedded music sample.",
     ),
-    "sha256": Param("", type="string", title="Expected SHA-256", description="Optional checksum of the archive."),
+    "sha256": Param(None, type=["null", "string"], title="Expected SHA-256", description="Optional checksum of the archive."),
     "dataset_format": Param(
         "auto", type="string", enum=list(FORMAT_NAMES), title="Dataset format",
         description="Detected from the archive's files unless forced here; 'generic' needs column_mapping.",
@@ -77,19 +85,22 @@ with DAG(
         "retry_delay": timedelta(seconds=30),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=10),
-        "execution_timeout": timedelta(hours=2),
+        "execution_timeout": timedelta(hours=1),
+        "pool": SPARK_POOL,  # one Spark job at a time on the cluster, whichever run it belongs to
+        "on_failure_callback": log_task_failure,
     },
 ) as dag:
     download = SparkJobOperator(
         task_id="download",
         job="download",
-        job_args={"url": "{{ params.dataset_url }}", "sha256": "{{ params.sha256 }}"},
+        job_args={"url": "{{ params.dataset_url or '' }}", "sha256": "{{ params.sha256 or '' }}"},
         doc_md="Fetch the archive (http, https or file URL) into the run folder; retries transient errors.",
     )
     extract = SparkJobOperator(
         task_id="extract",
         job="extract",
         job_args={"archive": upstream("download", "archive_path")},
+        execution_timeout=timedelta(minutes=30),
         doc_md="Unpack the zip or tar.gz safely (no path escapes, links or zip bombs).",
     )
     preprocess = SparkJobOperator(
@@ -117,6 +128,7 @@ with DAG(
             "max_iter": "{{ params.max_iter }}",
             "alpha": "{{ params.alpha }}",
         },
+        execution_timeout=timedelta(hours=3),
         doc_md="Random train/test split, fit ALS, save the model with Spark ML persistence.",
     )
     evaluate = SparkJobOperator(
@@ -139,7 +151,11 @@ with DAG(
             "interactions": upstream("preprocess", "interactions_path"),
             "items": upstream("preprocess", "items_path"),
             "top_n": "{{ params.top_n }}",
+            "headline_metric": upstream("evaluate", "headline_metric"),
+            "headline_score": upstream("evaluate", "model_score"),
         },
-        doc_md="Top-N unseen songs per user to recommended_songs.csv; publish CSV and model atomically.",
+        outlets=[RECOMMENDATIONS],
+        doc_md="Top-N unseen songs per user to recommended_songs.csv; publish CSV and model together, "
+        "unless a newer logical date is published (then skipped).",
     )
     chain(download, extract, preprocess, train, evaluate, recommend)

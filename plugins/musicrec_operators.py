@@ -6,12 +6,16 @@ A thin subclass of the provider's SparkSubmitOperator that adds what the pipelin
     same code;
   - the job's result JSON (the XCom contract in musicrec.result) returned as the task's XCom;
   - a bad-input failure raised with the job's own message and no retry (the same input fails
-    the same way); unexpected failures stay retryable.
+    the same way); unexpected failures stay retryable;
+  - the run's ID and logical date passed to every job (dated snapshots, publication order);
+  - for a task with Asset outlets (recommend): the publication's facts as the asset event's
+    metadata, and "skipped" when a newer date was already published (no asset event then).
 The master, deploy mode and queue come from the `spark_default` connection, as usual.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -20,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 JOBS_DIR = Path(__file__).resolve().parents[1] / "spark_jobs"
 if str(JOBS_DIR) not in sys.path:  # the library the jobs share; no Spark is imported by this
@@ -33,6 +37,8 @@ from musicrec.model import AlsParams  # noqa: E402
 from musicrec.spark_config import SPARK_CONF  # noqa: E402
 
 ALS_DEFAULTS = AlsParams()  # the DAG's param defaults
+SPARK_POOL = "musicrec_spark"  # created by `airflow pools set` (docker-compose's airflow-init, README)
+PUBLISHED_CSV_URI = (paths.published_dir(paths.data_root()) / paths.RECOMMENDATIONS_FILE).as_uri()
 SPARK_SUBMIT_ENV = "MUSICREC_SPARK_SUBMIT"  # path of spark-submit; default: the pyspark package's
 PYSPARK_PYTHON_ENV = "MUSICREC_PYSPARK_PYTHON"  # python for driver and executors; default: Airflow's
 
@@ -71,6 +77,23 @@ def as_cli_args(job_args: dict[str, Any]) -> list[str]:
     return args
 
 
+def run_date(context):
+    """The run's logical date; a run triggered without one (Airflow 3 allows it) uses its run_after."""
+    return context.get("logical_date") or context["dag_run"].run_after
+
+
+def log_task_failure(context) -> None:
+    """on_failure_callback: one line an operator can grep, with the error and where the full log is."""
+    ti = context["ti"]
+    error = " ".join(str(context.get("exception") or "unknown error").split())
+    if len(error) > 300:
+        error = error[:300] + "..."
+    logging.getLogger("musicrec").error(
+        "musicrec task failed: dag=%s task=%s run=%s try=%s error=%s log=%s",
+        ti.dag_id, ti.task_id, ti.run_id, ti.try_number, error, getattr(ti, "log_url", "-"),
+    )
+
+
 class SparkJobOperator(SparkSubmitOperator):
     """Run `spark_jobs/<job>.py` and return its result dict (see musicrec.result.STEP_OUTPUTS)."""
 
@@ -83,6 +106,7 @@ class SparkJobOperator(SparkSubmitOperator):
             raise ValueError(f"unknown job {job!r}; the jobs are {result.STEPS}")
         kwargs.setdefault("name", f"musicrec-{job}")
         kwargs.setdefault("conf", dict(SPARK_CONF))
+        kwargs.setdefault("spark_binary", os.environ.get(SPARK_SUBMIT_ENV) or default_spark_submit())
         super().__init__(application=str(JOBS_DIR / f"{job}.py"), **kwargs)
         self.job = job
         self.job_args = job_args or {}
@@ -91,10 +115,15 @@ class SparkJobOperator(SparkSubmitOperator):
         run = paths.run_dir(paths.data_root(), context["run_id"])
         result_file = run / "results" / f"{self.task_id}.json"
         result_file.unlink(missing_ok=True)  # never return a previous try's result
-        self.application_args = [*as_cli_args(self.job_args), "--run-dir", str(run), "--result-file", str(result_file)]
+        self.application_args = [
+            *as_cli_args(self.job_args),
+            *as_cli_args({
+                "run_dir": run, "result_file": result_file,
+                "run_id": context["run_id"], "logical_date": run_date(context).isoformat(),
+            }),
+        ]
         self.py_files = str(build_library_zip(run / "lib" / "musicrec.zip"))
         self.conf = {"spark.pyspark.python": os.environ.get(PYSPARK_PYTHON_ENV, sys.executable), **(self.conf or {})}
-        self._spark_binary = self._spark_binary or os.environ.get(SPARK_SUBMIT_ENV) or default_spark_submit()
         started = time.monotonic()
         try:
             super().execute(context)
@@ -106,7 +135,20 @@ class SparkJobOperator(SparkSubmitOperator):
         # Start-up: launching spark-submit, the JVM and Python, plus building the SparkSession.
         overhead = facts["task_seconds"] - facts["job_seconds"] + facts["session_seconds"]
         facts["startup_seconds"] = round(overhead, 3)
+        if self.outlets:
+            self._announce_publication(context, facts)
         return facts
+
+    def _announce_publication(self, context, facts: dict[str, Any]) -> None:
+        """Attach the publication's facts to the outlet asset events, or skip when nothing was published."""
+        if not facts.get("published"):
+            context["ti"].xcom_push(key="return_value", value=facts)  # the run's own CSV stays findable
+            raise AirflowSkipException(facts.get("publication") or "nothing was published")
+        extra = {key: facts[key] for key in ("rows", "users", "top_n", "published_csv_path") if key in facts}
+        extra.update(run_id=context["run_id"], logical_date=run_date(context).isoformat())
+        extra.update({key: facts[key] for key in ("headline_metric", "headline_score") if facts.get(key) is not None})
+        for outlet in self.outlets:
+            context["outlet_events"][outlet].extra = extra
 
     def _raise_job_error(self, result_file: Path) -> None:
         """Re-raise a job's recorded error with its own message."""

@@ -1,5 +1,6 @@
 """Download the dataset archive named by --url (empty: the embedded sample) into the shared download
-cache (keyed by URL and checksum, revalidated with the server). No SparkSession."""
+cache (keyed by URL and checksum, revalidated with the server). `{{ ds }}` and `{{ ds_nodash }}`
+in the URL become the run's logical date. No SparkSession."""
 
 from pathlib import Path
 
@@ -10,11 +11,12 @@ from musicrec.sources import resolve_dataset_url
 
 
 def work(args):
-    url = resolve_dataset_url(args.url)
+    url = resolve_dataset_url(args.url, args.logical_date)
     got = fetch_cached(url, download_cache_of_run(Path(args.run_dir)), sha256=args.sha256 or None)
     return {
         "archive_path": str(got.path),
         "source_url": url,
+        "dataset_url_template": args.url,  # as given, date template unrendered: names the dataset
         "size_bytes": got.size_bytes,
         "sha256": got.sha256,
         "from_cache": got.from_cache,

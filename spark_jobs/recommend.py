@@ -1,10 +1,13 @@
-"""Top-N unseen songs for every user; write recommended_songs.csv and publish it and the model."""
+"""Top-N unseen songs for every user; write recommended_songs.csv, then publish it and the model
+together (musicrec.publication), unless a newer logical date is already published."""
 
 from pathlib import Path
 
 from musicrec import job
+from musicrec.errors import PipelineError
 from musicrec.model import load
-from musicrec.paths import RECOMMENDATIONS_FILE, publish_dir_as_link, publish_file, published_dir_of_run
+from musicrec.paths import RECOMMENDATIONS_FILE, data_root_of_run
+from musicrec.publication import publish
 from musicrec.recommend import top_n_unseen, with_original_ids, write_single_csv
 from musicrec.spark_config import get_spark
 
@@ -19,18 +22,35 @@ def work(args):
     top = top_n_unseen(model, interactions, args.top_n)
     rows = with_original_ids(top, interactions, items).cache()
     csv_path = write_single_csv(rows, run_dir / "recommend" / RECOMMENDATIONS_FILE)
-    users = rows.select("user_id").distinct().count()
-    published = published_dir_of_run(run_dir)
-    # Model first, CSV last: a reader of the CSV can trust that the published model made it.
-    model_link = publish_dir_as_link(Path(args.model), published / "models", published / "model", label=run_dir.name)
-    published_csv = publish_file(csv_path, published / RECOMMENDATIONS_FILE)
+    row_count, users = rows.count(), rows.select("user_id").distinct().count()
+    if row_count == 0:
+        raise PipelineError(f"no recommendations were produced from {args.interactions}: nothing to publish")
+    # Every check is done: publish the CSV and the model together, last.
+    outcome = publish(
+        data_root_of_run(run_dir), csv_path, Path(args.model),
+        {
+            "run_id": args.run_id or run_dir.name,
+            "logical_date": args.logical_date,
+            "rows": row_count,
+            "users": users,
+            "top_n": args.top_n,
+            "headline_metric": args.headline_metric,
+            "headline_score": args.headline_score,
+        },
+    )
+    published = data_root_of_run(run_dir) / "published"
     return {
         "csv_path": str(csv_path),
-        "published_csv_path": str(published_csv),
-        "published_model_path": str(model_link),
+        "published": outcome.published,
+        "publication": outcome.reason,
+        "published_csv_path": str(published / RECOMMENDATIONS_FILE),
+        "published_model_path": str(published / "model"),
+        "published_run_id": outcome.record["run_id"],
         "users": users,
-        "rows": rows.count(),
+        "rows": row_count,
         "top_n": args.top_n,
+        "headline_metric": args.headline_metric,
+        "headline_score": args.headline_score,
     }
 
 
@@ -40,4 +60,6 @@ if __name__ == "__main__":
     parser.add_argument("--interactions", required=True, help="preprocess's interactions_path")
     parser.add_argument("--items", required=True, help="preprocess's items_path")
     parser.add_argument("--top-n", type=int, default=10)
+    parser.add_argument("--headline-metric", default="", help="evaluate's headline_metric, recorded with the publication")
+    parser.add_argument("--headline-score", type=float, default=None, help="evaluate's model_score")
     job.run("recommend", parser, work)

@@ -13,6 +13,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 from musicrec import spark_config
@@ -28,7 +29,22 @@ def parser_for(step: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"{step}.py", description=description)
     parser.add_argument("--run-dir", required=True, help="this run's folder; outputs go below it")
     parser.add_argument("--result-file", required=True, help="where to write the step's result JSON")
+    parser.add_argument("--run-id", default="", help="the Airflow run ID (default: the run folder's name)")
+    parser.add_argument(
+        "--logical-date", type=_aware_date, default=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        help="the run's logical date, ISO 8601 with a zone (default: now); dates snapshots and publications",
+    )
     return parser
+
+
+def _aware_date(text: str) -> str:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 date") from None
+    if when.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone (add +00:00)")
+    return when.isoformat()
 
 
 def run(step: str, parser: argparse.ArgumentParser, work: Callable[[argparse.Namespace], dict[str, Any]]) -> None:

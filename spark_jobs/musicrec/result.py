@@ -31,7 +31,16 @@ STEP_OUTPUTS: dict[str, tuple[str, ...]] = {
     ),
     "train": ("model_path", "train_path", "test_path", "feedback", "train_rows", "test_rows"),
     "evaluate": ("metrics_path", "feedback", "headline_metric", "model_score", "baseline_score"),
-    "recommend": ("csv_path", "published_csv_path", "published_model_path", "users", "rows"),
+    "recommend": (
+        "csv_path",
+        "published",
+        "publication",
+        "published_csv_path",
+        "published_model_path",
+        "published_run_id",
+        "users",
+        "rows",
+    ),
 }
 STEPS = tuple(STEP_OUTPUTS)
 

@@ -7,14 +7,32 @@ The master is never set here: it comes from the `spark_default` connection (or t
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
 # Seconds the job spent building its SparkSession (JVM gateway, executors): reported in results.
 startup_seconds = 0.0
 
+EXTRA_CONF_ENV = "MUSICREC_SPARK_CONF"  # JSON object of Spark settings, merged over the defaults
+
+
+def extra_conf(text: str | None) -> dict[str, str]:
+    """Settings from $MUSICREC_SPARK_CONF, e.g. {"spark.driver.host": "10.0.0.5"} on a cluster."""
+    if not (text or "").strip():
+        return {}
+    try:
+        conf = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"${EXTRA_CONF_ENV} is not valid JSON ({error}): {text!r}") from None
+    if not isinstance(conf, dict) or not all(isinstance(k, str) and k.startswith("spark.") for k in conf):
+        raise ValueError(f'${EXTRA_CONF_ENV} must be a JSON object of "spark.*" settings, got {text!r}')
+    return {key: str(value) for key, value in conf.items()}
+
+
 # Tuned for data that fits one machine; on a cluster raise the shuffle partitions
-# (MUSICREC_SHUFFLE_PARTITIONS) and driver memory (MUSICREC_DRIVER_MEMORY).
+# (MUSICREC_SHUFFLE_PARTITIONS) and driver memory (MUSICREC_DRIVER_MEMORY), or set anything
+# through $MUSICREC_SPARK_CONF.
 SPARK_CONF: dict[str, str] = {
     "spark.ui.enabled": "false",  # no web UI port to bind for a batch job
     "spark.ui.showConsoleProgress": "false",  # progress bars garble task logs
@@ -26,6 +44,7 @@ SPARK_CONF: dict[str, str] = {
     "spark.driver.extraJavaOptions": os.environ.get(
         "MUSICREC_DRIVER_JAVA_OPTIONS", "-XX:+UseSerialGC -XX:TieredStopAtLevel=1"
     ),
+    **extra_conf(os.environ.get(EXTRA_CONF_ENV)),
 }
 
 

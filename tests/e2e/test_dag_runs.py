@@ -94,7 +94,7 @@ def test_model_beats_bias_baseline_on_sample(sample_run):
 def test_failed_run_keeps_published_csv_and_model(airflow_db, sample_run, http_server, tmp_path):
     published_csv = Path(sample_run["recommend"]["published_csv_path"])
     published_model = Path(sample_run["recommend"]["published_model_path"])
-    csv_before, model_before = published_csv.read_bytes(), os.readlink(published_model)
+    csv_before, model_before = published_csv.read_bytes(), os.readlink(published_model.parent / "current")
     model_files_before = {p: p.read_bytes() for p in published_model.resolve().rglob("*") if p.is_file()}
 
     base = http_server(tmp_path)  # serves an empty folder: every archive is a 404
@@ -102,7 +102,7 @@ def test_failed_run_keeps_published_csv_and_model(airflow_db, sample_run, http_s
     assert state == "failed"
     assert states["download"][0] == "failed" and states["recommend"][0] != "success"
     assert published_csv.read_bytes() == csv_before
-    assert os.readlink(published_model) == model_before
+    assert os.readlink(published_model.parent / "current") == model_before
     assert {p: p.read_bytes() for p in published_model.resolve().rglob("*") if p.is_file()} == model_files_before
 
 
@@ -165,7 +165,7 @@ def test_hostile_archives_fail_at_extract_and_keep_published(airflow_db, sample_
 
     published_csv = Path(sample_run["recommend"]["published_csv_path"])
     published_model = Path(sample_run["recommend"]["published_model_path"])
-    before = (published_csv.read_bytes(), os.readlink(published_model))
+    before = (published_csv.read_bytes(), os.readlink(published_model.parent / "current"))
     escape = tmp_path / "escape.zip"
     with zipfile.ZipFile(escape, "w") as zf:
         zf.writestr("../../../../evil.csv", "x")
@@ -174,7 +174,7 @@ def test_hostile_archives_fail_at_extract_and_keep_published(airflow_db, sample_
     for archive in (escape, corrupt):
         state, states, _ = run_dag({"dataset_url": archive.as_uri()})
         assert state == "failed" and states["extract"][0] == "failed", archive.name
-        assert (published_csv.read_bytes(), os.readlink(published_model)) == before
+        assert (published_csv.read_bytes(), os.readlink(published_model.parent / "current")) == before
     assert not list(Path(os.environ["MUSICREC_DATA_ROOT"]).parent.glob("**/evil.csv"))
 
 

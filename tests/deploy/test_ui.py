@@ -1,0 +1,57 @@
+"""A person's path through the Airflow UI, in a real browser (Debian's chromium, headless, driven
+by Playwright): log in, open the DAG's trigger form, change `top_n`, trigger, and wait for the
+grid to show the run green. Screenshots of the form and the grid are kept as artifacts
+(MUSICREC_UI_SCREENSHOTS, default: a temporary folder); docs/ holds copies for the README.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from conftest import DAG_ID
+from processes import missing
+
+pytestmark = pytest.mark.deploy
+CHROMIUM = "/usr/bin/chromium"
+TOP_N = 3
+
+
+@pytest.fixture(scope="module")
+def screenshots() -> Path:
+    folder = Path(os.environ.get("MUSICREC_UI_SCREENSHOTS") or tempfile.mkdtemp(prefix="musicrec-ui-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    yield folder
+    print(f"\nUI screenshots: {folder}")
+
+
+def test_trigger_from_the_ui_with_a_changed_param(deployment, screenshots):
+    if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
+        missing("Chromium is not installed (Debian: apt-get install chromium)")
+    from airflow_ui import login, open_browser, trigger_with_params, wait_for_run_success_in_grid
+
+    api = deployment.api
+    with open_browser() as page:
+        login(page, api.base_url, api.username, api.password)
+        titles, run_id = trigger_with_params(
+            page, api.base_url, DAG_ID, {"top_n": TOP_N}, str(screenshots / "trigger-form.png"),
+            expect_titles=["Dataset URL", "Songs per user", "ALS rank"],
+        )
+        assert "Songs per user" in titles and "ALS regularization" in titles, titles
+        run_id = wait_for_run_success_in_grid(
+            page, api.base_url, DAG_ID, run_id, timeout_s=900, screenshot_path=str(screenshots / "grid.png"),
+        )
+    assert api.run(run_id)["conf"]["top_n"] == TOP_N  # the form's value reached the run
+    recommend = api.xcom(run_id, "recommend")
+    with open(recommend["csv_path"], newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    per_user: dict[str, int] = {}
+    for row in rows:
+        per_user[row["user_id"]] = per_user.get(row["user_id"], 0) + 1
+    assert rows and set(per_user.values()) == {TOP_N}
+    assert (screenshots / "trigger-form.png").stat().st_size > 10_000 and (screenshots / "grid.png").stat().st_size > 10_000
