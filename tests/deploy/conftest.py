@@ -12,7 +12,9 @@ cluster. Otherwise everything listens on 127.0.0.1. Every process is stopped by 
 
 from __future__ import annotations
 
+import functools
 import glob
+import http.server
 import json
 import os
 import secrets
@@ -21,7 +23,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +39,8 @@ DEPLOY = ROOT / "deploy"
 BIN = Path(sys.executable).parent
 DAG_ID = "music_recommendation"
 POOL = "musicrec_spark"
+SAMPLE = ROOT / "spark_jobs" / "musicrec" / "sample_data" / "music-sample.zip"
+BACKFILL_DAYS = ("2026-03-01", "2026-03-02", "2026-03-03")
 
 # The settings of deploy/airflow.env that name container paths, hosts or ports. Everything else
 # in the env files is used exactly as docker compose uses it.
@@ -355,3 +361,40 @@ def _fernet_key() -> str:
     from cryptography.fernet import Fernet
 
     return Fernet.generate_key().decode()
+
+
+# --- Dated snapshots over HTTP -----------------------------------------------------------------
+
+
+def small_snapshot(path: Path, every: int, offset: int) -> Path:
+    """A MovieLens-layout zip with one user in `every` of the sample's: a quick DAG run."""
+    with zipfile.ZipFile(SAMPLE) as source:
+        names = source.namelist()
+        ratings_name = next(n for n in names if n.endswith("ratings.csv"))
+        songs_name = next(n for n in names if n.endswith("songs.csv"))
+        lines = source.read(ratings_name).decode().splitlines()
+        kept = [lines[0]] + [line for line in lines[1:] if int(line.split(",")[0]) % every == offset]
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+            target.writestr("snapshot/ratings.csv", "\n".join(kept) + "\n")
+            target.writestr("snapshot/songs.csv", source.read(songs_name))
+    return path
+
+
+@pytest.fixture(scope="session")
+def snapshot_server(tmp_path_factory):
+    """Dated snapshots served over HTTP on 127.0.0.1, as a data provider publishes them nightly."""
+    folder = tmp_path_factory.mktemp("snapshots")
+    for offset, day in enumerate(BACKFILL_DAYS):
+        small_snapshot(folder / f"plays-{day}.zip", every=8, offset=offset)
+    small_snapshot(folder / "small.zip", every=6, offset=5)
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", folder
+    server.shutdown()
+    server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass

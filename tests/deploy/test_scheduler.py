@@ -13,57 +13,17 @@ In order (they share one deployment, and publication follows the newest logical 
 from __future__ import annotations
 
 import csv
-import functools
-import http.server
-import io
+import hashlib
 import json
-import threading
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
 
-from conftest import DAG_ID, ROOT
+from conftest import BACKFILL_DAYS, DAG_ID
 from processes import wait_for
 
 pytestmark = pytest.mark.deploy
-SAMPLE = ROOT / "spark_jobs" / "musicrec" / "sample_data" / "music-sample.zip"
-BACKFILL_DAYS = ("2026-03-01", "2026-03-02", "2026-03-03")
-
-
-def small_snapshot(path: Path, every: int, offset: int) -> Path:
-    """A MovieLens-layout zip with one user in `every` of the sample's: a quick DAG run."""
-    with zipfile.ZipFile(SAMPLE) as source:
-        names = source.namelist()
-        ratings_name = next(n for n in names if n.endswith("ratings.csv"))
-        songs_name = next(n for n in names if n.endswith("songs.csv"))
-        lines = source.read(ratings_name).decode().splitlines()
-        kept = [lines[0]] + [line for line in lines[1:] if int(line.split(",")[0]) % every == offset]
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
-            target.writestr("snapshot/ratings.csv", "\n".join(kept) + "\n")
-            target.writestr("snapshot/songs.csv", source.read(songs_name))
-    return path
-
-
-@pytest.fixture(scope="module")
-def snapshot_server(tmp_path_factory):
-    """Dated snapshots served over HTTP on 127.0.0.1, as a data provider publishes them nightly."""
-    folder = tmp_path_factory.mktemp("snapshots")
-    for offset, day in enumerate(BACKFILL_DAYS):
-        small_snapshot(folder / f"plays-{day}.zip", every=8, offset=offset)
-    small_snapshot(folder / "small.zip", every=6, offset=5)
-    handler = functools.partial(_QuietHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", folder
-    server.shutdown()
-    server.server_close()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
 
 
 def read_csv(path) -> list[dict]:
@@ -147,8 +107,6 @@ def test_backfill_reads_each_dates_snapshot_and_never_republishes_older_dates(de
     runs = sorted(runs, key=lambda r: r["logical_date"])
     assert [r["state"] for r in runs] == ["success"] * 3, [deployment.api.task_states(r["dag_run_id"]) for r in runs]
     assert [r["logical_date"][:10] for r in runs] == list(BACKFILL_DAYS)
-    import hashlib
-
     run_folders = set()
     for run, day in zip(runs, BACKFILL_DAYS):
         download = deployment.api.xcom(run["dag_run_id"], "download")

@@ -30,23 +30,31 @@ def screenshots() -> Path:
     print(f"\nUI screenshots: {folder}")
 
 
-def test_trigger_from_the_ui_with_a_changed_param(deployment, screenshots):
+def test_trigger_from_the_ui_with_a_changed_param(deployment, screenshots, snapshot_server):
     if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
         missing("Chromium is not installed (Debian: apt-get install chromium)")
     from airflow_ui import login, open_browser, trigger_with_params, wait_for_run_success_in_grid
 
     api = deployment.api
+    base, _ = snapshot_server
     with open_browser() as page:
         login(page, api.base_url, api.username, api.password)
         titles, run_id = trigger_with_params(
-            page, api.base_url, DAG_ID, {"top_n": TOP_N}, str(screenshots / "trigger-form.png"),
+            page, api.base_url, DAG_ID, {"top_n": TOP_N, "dataset_url": f"{base}/small.zip"},
+            str(screenshots / "trigger-form.png"),
             expect_titles=["Dataset URL", "Songs per user", "ALS rank"],
         )
         assert "Songs per user" in titles and "ALS regularization" in titles, titles
+        assert run_id, "the UI did not open the new run's page"
+        # The open SPA refreshes itself every few seconds and would take a core from Spark on this
+        # 2-core machine: leave it while the run works, then read the run's state from the grid.
+        page.goto("about:blank")
+        api.wait_run(run_id, timeout=900)
         run_id = wait_for_run_success_in_grid(
-            page, api.base_url, DAG_ID, run_id, timeout_s=900, screenshot_path=str(screenshots / "grid.png"),
+            page, api.base_url, DAG_ID, run_id, timeout_s=120, screenshot_path=str(screenshots / "grid.png"),
         )
-    assert api.run(run_id)["conf"]["top_n"] == TOP_N  # the form's value reached the run
+    conf = api.run(run_id)["conf"]
+    assert conf["top_n"] == TOP_N and conf["dataset_url"] == f"{base}/small.zip"  # the form's values reached the run
     recommend = api.xcom(run_id, "recommend")
     with open(recommend["csv_path"], newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
