@@ -33,8 +33,9 @@ test: install check-java
 install: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt requirements-test.txt constraints.txt
-	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ is needed"' \
-		|| { echo "ERROR: $(PYTHON) is older than 3.10; set PYTHON=python3.11 (or newer)"; exit 1; }
+	@# tarfile's extraction filters (safe extraction) arrived in 3.10.12 and 3.11.4.
+	@$(PYTHON) -c 'import sys; v = sys.version_info[:3]; sys.exit(not ((3, 10, 12) <= v < (3, 11) or v >= (3, 11, 4)))' \
+		|| { echo "ERROR: $(PYTHON) is too old: Python 3.10.12+ or 3.11.4+ is needed; set PYTHON=python3.11 (or newer)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -r requirements-test.txt -c constraints.txt
 	@# The Spark provider's pyspark-client overwrites part of pyspark's own files: put them back.

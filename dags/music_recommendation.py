@@ -99,7 +99,7 @@ with DAG(
     extract = SparkJobOperator(
         task_id="extract",
         job="extract",
-        job_args={"archive": upstream("download", "archive_path")},
+        job_args={"archive": upstream("download", "archive_path"), "sha256": upstream("download", "sha256")},
         execution_timeout=timedelta(minutes=30),
         doc_md="Unpack the zip or tar.gz safely (no path escapes, links or zip bombs).",
     )
@@ -139,6 +139,7 @@ with DAG(
             "train": upstream("train", "train_path"),
             "test": upstream("train", "test_path"),
             "feedback": upstream("train", "feedback"),
+            "rating_max": upstream("preprocess", "rating_max"),
             "k": "{{ params.top_n }}",
         },
         doc_md="RMSE/MAE vs. a bias baseline (explicit); precision/recall/NDCG/MAP@k vs. popularity.",

@@ -1,4 +1,8 @@
-"""Extract the downloaded archive (zip or tar.gz) into the run folder. No SparkSession."""
+"""Extract the downloaded archive (zip or tar.gz) into the run folder. No SparkSession.
+
+With --sha256 (download's sha256), the archive is verified first: the download cache is shared
+by runs, so an old run re-extracting must not silently read a newer snapshot of the same URL.
+"""
 
 from pathlib import Path
 
@@ -8,11 +12,12 @@ from musicrec.archive import extract
 
 def work(args):
     target = Path(args.run_dir) / "extract"
-    count = extract(Path(args.archive), target)
+    count = extract(Path(args.archive), target, sha256=args.sha256.strip() or None)
     return {"dataset_dir": str(target), "file_count": count}
 
 
 if __name__ == "__main__":
     parser = job.parser_for("extract", __doc__)
     parser.add_argument("--archive", required=True, help="the archive file (download's archive_path)")
+    parser.add_argument("--sha256", default="", help="expected sha256 of the archive (download's sha256); empty: not checked")
     job.run("extract", parser, work)

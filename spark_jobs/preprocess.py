@@ -36,6 +36,8 @@ def work(args):
         "rejects_path": str(run_dir / "preprocess_rejects" / "rejects"),
         "dataset_format": fmt.name,
         "feedback": feedback,
+        # The top of the rating scale (explicit, when the format knows it): evaluate's relevance.
+        "rating_max": rating_range[1] if feedback == "explicit" and rating_range else None,
         "rows_read": prepared.rows_read,
         "rows_kept": prepared.rows_kept,
         "rows_rejected": prepared.rows_rejected,

@@ -1,40 +1,105 @@
-"""Unpack a dataset archive safely: zip or tar.gz, nothing outside the target, nothing half-done."""
+"""Unpack a dataset archive safely: zip or tar.gz, nothing outside the target, nothing half-done.
+
+A corrupt or hostile archive is a PipelineError (final: the same file fails the same way). Trouble
+of the machine rather than the file (disk full, permission denied, I/O error) is a TransientError,
+so Airflow retries it.
+"""
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import sys
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
-from musicrec.errors import PipelineError
+from musicrec.errors import PipelineError, TransientError
 from musicrec.paths import staged_dir
 
 MAX_TOTAL_BYTES = 50 * (1 << 30)  # uncompressed
 MAX_RATIO = 200  # uncompressed / compressed, per archive: real datasets compress ~3-10x
+# OSErrors that describe the machine, not the archive: worth a retry.
+ENVIRONMENT_ERRNOS = {
+    code: text
+    for code, text in (
+        (errno.ENOSPC, "no space left on the device"),
+        (getattr(errno, "EDQUOT", None), "disk quota exceeded"),
+        (errno.EACCES, "permission denied"),
+        (errno.EPERM, "operation not permitted"),
+        (errno.EROFS, "read-only file system"),
+        (errno.EIO, "input/output error"),
+        (errno.EMFILE, "too many open files"),
+        (errno.ENFILE, "too many open files in the system"),
+        (errno.ENOMEM, "out of memory"),
+        (getattr(errno, "ESTALE", None), "stale network file handle"),
+    )
+    if code is not None
+}
 
 
-def extract(archive: Path, target: Path) -> int:
-    """Extract `archive` into folder `target` (replacing it) and return the number of files."""
+def extract(archive: Path, target: Path, sha256: str | None = None) -> int:
+    """Extract `archive` into folder `target` (replacing it) and return the number of files.
+
+    With `sha256`, the archive must have that checksum (the one download recorded): the shared
+    download cache may hold a newer copy than the run that asks.
+    """
     archive = Path(archive)
     if not archive.is_file():
         raise PipelineError(f"archive {archive} does not exist")
-    with staged_dir(target) as staging:
-        if zipfile.is_zipfile(archive):
-            count = _extract_zip(archive, staging)
-        elif _is_tar(archive):
-            count = _extract_tar(archive, staging)
-        else:
-            raise PipelineError(
-                f"{archive.name} is neither a zip nor a tar archive (or it is corrupt or truncated); "
-                "check the dataset_url"
-            )
+    try:
+        if sha256:
+            _check_sha256(archive, sha256)
+        with staged_dir(target) as staging:
+            if zipfile.is_zipfile(archive):
+                count = _extract_zip(archive, staging)
+            elif _is_tar(archive):
+                count = _extract_tar(archive, staging)
+            else:
+                raise PipelineError(
+                    f"{archive.name} is neither a zip nor a tar archive (or it is corrupt or truncated); "
+                    "check the dataset_url"
+                )
+    except OSError as error:
+        if _is_environmental(error):
+            raise _environment_error(archive, target, error) from None
+        raise
     return count
+
+
+def _check_sha256(archive: Path, expected: str) -> None:
+    digest = hashlib.sha256()
+    with open(archive, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    expected = expected.strip().lower()
+    if digest.hexdigest() != expected:
+        raise PipelineError(
+            f"{archive} has sha256 {digest.hexdigest()}, not the {expected} that download recorded: the "
+            "cached archive was replaced since (a newer snapshot of the same URL); re-run the run from download"
+        )
+
+
+def _is_environmental(error: OSError) -> bool:
+    return error.errno in ENVIRONMENT_ERRNOS
+
+
+def _environment_error(archive: Path, target: Path, error: OSError) -> TransientError:
+    what = ENVIRONMENT_ERRNOS[error.errno]
+    where = f" ({error.filename})" if error.filename else ""
+    return TransientError(
+        f"extracting {archive.name} into {target} failed: {what}{where} [{errno.errorcode.get(error.errno, error.errno)}]. "
+        "This is a problem of the machine or its disk, not of the archive; the task will be retried"
+    )
 
 
 def _is_tar(archive: Path) -> bool:
     try:
         return tarfile.is_tarfile(archive)
-    except OSError:
+    except OSError as error:
+        if _is_environmental(error):  # unreadable is not "not a tar"
+            raise
         return False
 
 
@@ -53,6 +118,10 @@ def _check_size(archive: Path, total: int) -> None:
         )
 
 
+def _corrupt(archive: Path, kind: str, error: BaseException) -> PipelineError:
+    return PipelineError(f"{archive.name} is a corrupt or truncated {kind} archive: {error}")
+
+
 def _extract_zip(archive: Path, target: Path) -> int:
     try:
         with zipfile.ZipFile(archive) as zf:
@@ -64,11 +133,17 @@ def _extract_zip(archive: Path, target: Path) -> int:
             _check_size(archive, sum(info.file_size for info in members))
             zf.extractall(target)
             return sum(1 for info in members if not info.is_dir())
-    except (zipfile.BadZipFile, EOFError, OSError) as error:
-        raise PipelineError(f"{archive.name} is a corrupt or truncated zip archive: {error}") from None
+    except (zipfile.BadZipFile, EOFError, zlib.error) as error:
+        raise _corrupt(archive, "zip", error) from None
+    except OSError as error:
+        if _is_environmental(error):
+            raise
+        raise _corrupt(archive, "zip", error) from None
 
 
 def _extract_tar(archive: Path, target: Path) -> int:
+    if not hasattr(tarfile, "data_filter"):  # Python < 3.10.12 / 3.11.4: no extraction filters
+        raise PipelineError(f"extracting {archive.name} needs Python 3.10.12+ or 3.11.4+ (tarfile filters); this is {sys.version.split()[0]}")
     try:
         with tarfile.open(archive) as tf:
             members = tf.getmembers()
@@ -81,5 +156,9 @@ def _extract_tar(archive: Path, target: Path) -> int:
             _check_size(archive, sum(member.size for member in members))
             tf.extractall(target, filter="data")
             return sum(1 for member in members if member.isfile())
-    except (tarfile.TarError, EOFError, OSError) as error:
-        raise PipelineError(f"{archive.name} is a corrupt or truncated tar archive: {error}") from None
+    except (tarfile.TarError, EOFError, zlib.error) as error:
+        raise _corrupt(archive, "tar", error) from None
+    except OSError as error:
+        if _is_environmental(error):
+            raise
+        raise _corrupt(archive, "tar", error) from None

@@ -2,8 +2,7 @@
 
     <data root>/
       runs/<run id>/<step>/...        each run writes only here; a re-run replaces its own steps
-      published/recommended_songs.csv the latest good CSV, swapped in by an atomic rename
-      published/model -> models/<run>  the latest good model, swapped in by an atomic symlink rename
+      published/...                   the CSV and model users read (musicrec.publication)
       cache/downloads/<key>/<archive>  downloaded archives, by URL and checksum, shared by runs
 
 Every step output is written to a hidden staging sibling and renamed into place only when the
@@ -13,6 +12,7 @@ step succeeded, so a retry never reads a half-written output and a failure damag
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import shutil
@@ -31,11 +31,22 @@ def data_root() -> Path:
     return Path(os.environ.get(DATA_ROOT_ENV) or PROJECT_ROOT / "data").resolve()
 
 
+_HASH_SUFFIX = re.compile(r"-h[0-9a-f]{12}$")
+
+
 def safe_name(run_id: str) -> str:
-    """A run ID as a folder name: Airflow's `manual__2026-01-01T00:00:00+00:00` has `:` and `+`."""
+    """A run ID as a folder name, one folder per run ID.
+
+    Airflow's `manual__2026-01-01T00:00:00+00:00` has `:` and `+`: they become `_`, and since
+    that could make two run IDs look alike (`a:b`, `a+b`), a changed name gets `-h` and 12 hex
+    digits of the original ID's SHA-256. A clean ID stays as it is, unless it already ends like
+    such a suffix (then it gets one too), so no clean ID can equal another's sanitised name.
+    """
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id).strip("._")
     if not name:
         raise ValueError(f"run id {run_id!r} has no usable characters for a folder name")
+    if name != run_id or _HASH_SUFFIX.search(name):
+        name += "-h" + hashlib.sha256(run_id.encode("utf-8")).hexdigest()[:12]
     return name
 
 
@@ -79,50 +90,11 @@ def replace_dir(source: Path, final: Path) -> None:
         os.rename(source, final)
 
 
-def publish_file(source: Path, final: Path) -> Path:
-    """Copy `source` to `final` so that readers see either the old file or the new, never half."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{final.name}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        shutil.copyfile(source, tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return final
-
-
-def publish_dir_as_link(source: Path, versions_dir: Path, link: Path, label: str, keep: int = 3) -> Path:
-    """Copy folder `source` into `versions_dir` and point `link` at it with an atomic rename.
-
-    A copy, not the run's own folder, so that re-running that run cannot touch the published one.
-    The `keep` newest versions stay; older ones are removed once nothing points at them.
-    """
-    versions_dir.mkdir(parents=True, exist_ok=True)
-    version = versions_dir / f"{label}-{uuid.uuid4().hex[:8]}"
-    with staged_dir(version) as staging:
-        shutil.copytree(source, staging, dirs_exist_ok=True)
-    os.utime(version)  # copytree copied the source's times; the version's age is its publication
-    tmp_link = link.parent / f".{link.name}.{uuid.uuid4().hex[:8]}.tmp"
-    os.symlink(os.path.relpath(version, link.parent), tmp_link)
-    os.replace(tmp_link, link)
-    versions = sorted(
-        (p for p in versions_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
-        key=lambda p: p.stat().st_mtime,
-        reverse=True,
-    )
-    for old in versions[keep:]:
-        if old.resolve() != link.resolve():
-            shutil.rmtree(old, ignore_errors=True)
-    return link
-
-
-def published_dir_of_run(run: Path) -> Path:
-    """The published folder of the data root that holds run folder `run`."""
-    return published_dir(Path(run).parents[1])
+def data_root_of_run(run: Path) -> Path:
+    """The data root that holds run folder `run`."""
+    return Path(run).parents[1]
 
 
 def download_cache_of_run(run: Path) -> Path:
     """The download cache of the data root that holds run folder `run`."""
-    return Path(run).parents[1] / "cache" / "downloads"
+    return data_root_of_run(run) / "cache" / "downloads"

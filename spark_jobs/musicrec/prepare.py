@@ -7,8 +7,10 @@ Rules, in order (a row gets the first reason that applies):
   non_numeric_value    value or timestamp is not a finite number
   rating_out_of_range  explicit rating outside the dataset's scale
   non_positive_count   implicit play count <= 0
-  duplicate            the same user and song again: the latest by timestamp is kept
+  duplicate            the same user and song again: the latest by timestamp is kept (without
+                       timestamps, or on equal ones: the highest value)
   unknown_song         the song has no title in the items file
+An ID listed twice in the items file keeps its lexicographically smallest title.
 Users with a single interaction are kept (ALS learns them; the random split may move their only
 row to the test set, and then they are dropped as cold-start users at evaluation). Songs that
 nobody played are kept in the items table but can never be recommended: ALS has no factors for them.
@@ -41,13 +43,18 @@ class Prepared:
 
 
 def clean_items(raw_items):
-    """Items with an ID and a non-empty title, one row per ID."""
+    """Items with an ID and a non-empty title, one row per ID.
+
+    An ID listed twice keeps its lexicographically smallest title (then artist): the same choice
+    on every run, whatever the order Spark reads the file in.
+    """
     from pyspark.sql import functions as F
 
     items = raw_items.select(
         F.trim(C.ITEM_ID).alias(C.ITEM_ID), F.col(C.TITLE), F.trim(C.ARTIST).alias(C.ARTIST)
     ).filter(F.col(C.ITEM_ID).isNotNull() & (F.col(C.ITEM_ID) != "") & (F.trim(C.TITLE) != ""))
-    return items.dropDuplicates([C.ITEM_ID])
+    first = F.min(F.struct(C.TITLE, C.ARTIST)).alias("_first")
+    return items.groupBy(C.ITEM_ID).agg(first).select(C.ITEM_ID, f"_first.{C.TITLE}", f"_first.{C.ARTIST}")
 
 
 def label_rows(raw, items, feedback: str, rating_range: tuple[float, float] | None):

@@ -19,7 +19,8 @@ def top_n_unseen(model, seen, n: int, users=None):
     """For each user with factors (or each of `users`), the `n` best-scored songs not in `seen`.
 
     Returns user_index, item_index, score, rank. Score = the model's predicted rating (or
-    preference, for play counts). ALS's recommendForAllUsers cannot skip songs the user already
+    preference, for play counts); equal scores rank the smaller item_index first. A user with
+    fewer than `n` unseen songs gets them all; one with none gets no rows. ALS's recommendForAllUsers cannot skip songs the user already
     has, so this scores them itself: song factors are broadcast to every Python worker, which
     scores its users in chunks with one matrix product and keeps the n best unseen (numpy).
     """
@@ -48,7 +49,8 @@ def _top_n(user_table, item_table, seen, n: int):
     import pandas as pd
     from pyspark.sql import functions as F
 
-    rows = item_table.select(C.ITEM_INDEX, "features", "offset").collect()
+    # Sorted by index, so that a song's position breaks ties the way its index does.
+    rows = sorted(item_table.select(C.ITEM_INDEX, "features", "offset").collect(), key=lambda r: r[C.ITEM_INDEX])
     item_ids = np.array([r[C.ITEM_INDEX] for r in rows], dtype=np.int64)
     item_vectors = np.array([r["features"] for r in rows], dtype=np.float64).reshape(len(rows), -1)
     item_offsets = np.array([r["offset"] for r in rows], dtype=np.float64)
@@ -71,7 +73,7 @@ def _top_n(user_table, item_table, seen, n: int):
                 for row, items in enumerate(part["_seen"]):
                     if items is not None and len(items):
                         scores[row, [where[i] for i in items if i in where]] = -np.inf
-                best = np.argpartition(-scores, keep - 1, axis=1)[:, :keep] if keep < len(ids) else np.tile(np.arange(len(ids)), (len(part), 1))
+                best = _best_positions(scores, keep)
                 best_scores = np.take_along_axis(scores, best, axis=1)
                 order = np.lexsort((ids[best], -best_scores), axis=1)
                 best, best_scores = np.take_along_axis(best, order, axis=1), np.take_along_axis(best_scores, order, axis=1)
@@ -85,6 +87,25 @@ def _top_n(user_table, item_table, seen, n: int):
 
     schema = f"{C.USER_INDEX} int, {C.ITEM_INDEX} int, {SCORE} double, {RANK} int"
     return users.mapInPandas(score, schema)
+
+
+def _best_positions(scores, keep: int):
+    """Per row, the positions of the `keep` highest scores (ties: the smaller position), unordered.
+
+    argpartition alone keeps an arbitrary subset of the songs tied at the cut-off; here every
+    song strictly above the keep-th best score is kept, and the tied ones fill the rest in order.
+    """
+    import numpy as np
+
+    rows, width = scores.shape
+    if keep >= width:
+        return np.tile(np.arange(width), (rows, 1))
+    negated = np.where(np.isnan(scores), np.inf, -scores)  # NaN ranks with the seen songs: last
+    cut = np.partition(negated, keep - 1, axis=1)[:, keep - 1 : keep]  # noqa: E203 (the keep-th best, negated)
+    above, tied = negated < cut, negated == cut
+    room = keep - above.sum(axis=1, keepdims=True)
+    chosen = above | (tied & (np.cumsum(tied, axis=1, dtype=np.int32) <= room))
+    return np.nonzero(chosen)[1].reshape(rows, keep)
 
 
 def with_original_ids(top, interactions, items):

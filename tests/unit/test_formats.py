@@ -68,16 +68,19 @@ def test_lastfm_hetrec_at_archive_root(spark, tmp_path):
 def test_lastfm_360k_sha_users_and_missing_mbids(spark, tmp_path):
     rows = [
         f"{SHA_USER}\t3bd73256-3905-4f3a-97e2-8b341527f805\tbetty blowtorch\t2137",
-        f"{SHA_USER}\t\tdie Ärzte\t1099",
-        f"{SHA_USER}\t\tDie Ärzte\t5",  # same artist by name: a duplicate, the latest kept
+        f"{SHA_USER}\t\tdie Ärzte\t5",
+        f"{SHA_USER}\t\tDie Ärzte\t1099",  # same artist by name: a duplicate; no timestamps, so the most plays are kept
         "bad line without tabs",
     ]
     write(tmp_path / "lastfm-dataset-360K" / "usersha1-artmbid-artname-plays.tsv", "\n".join(rows) + "\n")
     fmt, prepared, kept, titles = run(spark, tmp_path)
     assert fmt.name == "lastfm-360k"
-    assert set(kept) == {(SHA_USER, "3bd73256-3905-4f3a-97e2-8b341527f805"), (SHA_USER, "name:die ärzte")}
+    assert kept == {(SHA_USER, "3bd73256-3905-4f3a-97e2-8b341527f805"): 2137.0, (SHA_USER, "name:die ärzte"): 1099.0}
     assert prepared.rejected_by_reason == {"duplicate": 1, "malformed_line": 1}
+    dropped = [(r[C.ITEM_ID], r[C.RATING]) for r in prepared.rejects.collect() if r[C.REJECT_REASON] == "duplicate"]
+    assert dropped == [("name:die ärzte", "5")]
     assert titles["3bd73256-3905-4f3a-97e2-8b341527f805"] == "betty blowtorch"
+    assert titles["name:die ärzte"] == "Die Ärzte"  # of two spellings, the smallest ("D" < "d")
 
 
 def test_generic_mapping_with_items_file(spark, tmp_path):
@@ -101,3 +104,31 @@ def test_generic_mapping_errors_name_the_problem(tmp_path, spark):
         fmt.read_interactions(spark, base, {"file": "plays.csv", "user": "a", "item": "b", "value": "value"})
     with pytest.raises(PipelineError, match="needs a column_mapping"):
         detect_format(tmp_path, "generic", {})
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ({"rating_min": "one", "rating_max": 5}, r"rating_min must be a number, got 'one'"),
+        ({"rating_min": 1, "rating_max": "NaN"}, r"rating_max must be a number, got 'NaN'"),
+        ({"rating_min": True, "rating_max": 5}, r"rating_min must be a number, got True"),
+        ({"rating_min": 5, "rating_max": 1}, r"rating_min \(5\) must be below its rating_max \(1\)"),
+        ({"rating_max": 5}, r"has rating_max but not its pair"),
+        ({"feedback": "plays"}, r"feedback must be one of \['explicit', 'implicit'\], got 'plays'"),
+        ({"feedback": "Implicit"}, r"feedback must be one of"),
+    ],
+)
+def test_generic_mapping_bad_scale_or_feedback_is_a_final_error(tmp_path, extra, message):
+    from musicrec.errors import TransientError
+
+    write(tmp_path / "plays.csv", "a,b,c\n1,2,3\n")
+    with pytest.raises(PipelineError, match=message) as error:
+        detect_format(tmp_path, None, {"file": "plays.csv", "user": "a", "item": "b", "value": "c", **extra})
+    assert not isinstance(error.value, TransientError)
+
+
+def test_generic_mapping_scale_is_parsed(tmp_path):
+    write(tmp_path / "plays.csv", "a,b,c\n1,2,3\n")
+    mapping = {"file": "plays.csv", "user": "a", "item": "b", "value": "c", "rating_min": "0.5", "rating_max": 10}
+    fmt, _ = detect_format(tmp_path, None, mapping)
+    assert (fmt.feedback, fmt.rating_range) == ("explicit", (0.5, 10.0))

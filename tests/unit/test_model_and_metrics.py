@@ -24,25 +24,38 @@ def test_rating_errors_by_hand(spark):
 
 
 def test_bias_baseline_by_hand(spark):
-    # mu = 3; song 0 mean 4 (2 ratings), song 1 mean 2 (2 ratings); with lambda = 0 biases are means.
-    train = ratings_frame(spark, [(0, 0, 4.0), (1, 0, 4.0), (0, 1, 2.0), (1, 1, 2.0)])
-    mu, users, items = bias_baseline(train, reg=0.0)
+    # At the production lambda = 5, with users who rate differently and songs with non-zero biases:
+    # mu = 18 / 6 = 3.
+    # b_i = sum(r - mu) / (n_i + 5): song 0 (5, 3) -> 2/7; song 1 (4, 2) -> 0; song 2 (1, 3) -> -2/7.
+    # b_u = sum(r - mu - b_i) / (n_u + 5): user 0 ((5-3-2/7) + (4-3-0)) / 7 = 19/49;
+    #   user 1 ((3-3-2/7) + (1-3+2/7)) / 7 = -2/7; user 2 ((2-3-0) + (3-3+2/7)) / 7 = -5/49.
+    # (Without b_i, user 0 would get 3/7; with lambda 0, 19/14.)
+    from musicrec.metrics import BIAS_REGULARIZATION
+
+    assert BIAS_REGULARIZATION == 5.0
+    train = ratings_frame(spark, [(0, 0, 5.0), (0, 1, 4.0), (1, 0, 3.0), (1, 2, 1.0), (2, 1, 2.0), (2, 2, 3.0)])
+    mu, users, items = bias_baseline(train)
     assert mu == pytest.approx(3.0)
-    assert {r[C.ITEM_INDEX]: r["b_i"] for r in items.collect()} == pytest.approx({0: 1.0, 1: -1.0})
-    assert {r[C.USER_INDEX]: r["b_u"] for r in users.collect()} == pytest.approx({0: 0.0, 1: 0.0})
+    assert {r[C.ITEM_INDEX]: r["b_i"] for r in items.collect()} == pytest.approx({0: 2 / 7, 1: 0.0, 2: -2 / 7})
+    assert {r[C.USER_INDEX]: r["b_u"] for r in users.collect()} == pytest.approx({0: 19 / 49, 1: -2 / 7, 2: -5 / 49})
 
 
 def test_ranking_metrics_by_hand(spark):
+    # k = 3. Rows are given out of rank order, and item IDs fall as rank rises for users 0 and 2,
+    # so sorting by item instead of rank changes every NDCG and MAP below.
     recommended = spark.createDataFrame(
-        [(0, 10, 1), (0, 11, 2), (1, 12, 1), (1, 13, 2)], f"{C.USER_INDEX} int, {C.ITEM_INDEX} int, rank int"
+        [(0, 20, 3), (0, 10, 2), (0, 30, 1), (2, 60, 2), (2, 61, 1), (3, 70, 1)], f"{C.USER_INDEX} int, {C.ITEM_INDEX} int, rank int"
     )
-    relevant = spark.createDataFrame([(0, 11), (1, 14)], f"{C.USER_INDEX} int, {C.ITEM_INDEX} int")
-    scores = ranking_metrics(recommended, relevant, k=2)
-    assert scores["precision_at_2"] == pytest.approx((0.5 + 0.0) / 2)
-    assert scores["recall_at_2"] == pytest.approx((1.0 + 0.0) / 2)
-    assert scores["ndcg_at_2"] == pytest.approx((1 / math.log2(3)) / 2)
-    assert scores["map_at_2"] == pytest.approx((0.5 + 0.0) / 2)
-    assert scores["ranking_users"] == 2
+    # user 0: hits at ranks 2 and 3 of 3 relevant; user 1: relevant songs but no recommendation at
+    # all (counts, with zeros); user 2: hit at rank 2 of 1 relevant; user 3: nothing relevant (left out).
+    relevant = spark.createDataFrame([(0, 10), (0, 20), (0, 40), (1, 50), (2, 60)], f"{C.USER_INDEX} int, {C.ITEM_INDEX} int")
+    scores = ranking_metrics(recommended, relevant, k=3)
+    ideal_3 = 1 + 1 / math.log2(3) + 1 / math.log2(4)
+    assert scores["ranking_users"] == 3
+    assert scores["precision_at_3"] == pytest.approx((2 / 3 + 0 + 1 / 3) / 3)
+    assert scores["recall_at_3"] == pytest.approx((2 / 3 + 0 + 1) / 3)
+    assert scores["ndcg_at_3"] == pytest.approx(((1 / math.log2(3) + 1 / math.log2(4)) / ideal_3 + 0 + 1 / math.log2(3)) / 3)
+    assert scores["map_at_3"] == pytest.approx(((1 / 2 + 2 / 3) / 3 + 0 + (1 / 2) / 1) / 3)
 
 
 def test_biased_als_beats_its_own_biases_and_survives_save_load(spark, tmp_path):

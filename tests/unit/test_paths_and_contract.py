@@ -17,11 +17,28 @@ from musicrec.sources import SAMPLE_ARCHIVE, resolve_dataset_url
 JOBS = Path(__file__).resolve().parents[2] / "spark_jobs"
 
 
+def _hash12(run_id):
+    import hashlib
+
+    return hashlib.sha256(run_id.encode()).hexdigest()[:12]
+
+
 def test_run_ids_become_safe_folder_names(tmp_path):
-    assert paths.safe_name("manual__2026-01-01T00:00:00+00:00") == "manual__2026-01-01T00_00_00_00_00"
-    assert paths.run_dir(tmp_path, "scheduled__x/../y") == tmp_path / "runs" / "scheduled__x_.._y"
+    airflow_id = "manual__2026-01-01T00:00:00+00:00"
+    assert paths.safe_name(airflow_id) == f"manual__2026-01-01T00_00_00_00_00-h{_hash12(airflow_id)}"
+    assert paths.run_dir(tmp_path, "scheduled__x/../y") == tmp_path / "runs" / f"scheduled__x_.._y-h{_hash12('scheduled__x/../y')}"
+    assert paths.safe_name("plain_run-1.2") == "plain_run-1.2"  # nothing to change: no suffix
     with pytest.raises(ValueError):
         paths.safe_name("::")
+
+
+def test_distinct_run_ids_never_share_a_folder():
+    clean_lookalike = f"a_b-h{_hash12('a:b')}"  # a clean ID spelled like the sanitised form of "a:b"
+    ids = ["a:b", "a+b", "a_b", "a b", "a__b", "_a_b", "a_b.", clean_lookalike, "a_b-h0123456789ab",
+           "manual__2026-01-01T00:00:00+00:00", "manual__2026-01-01T00_00_00_00_00", "manual__2026-01-01T00:00:00-00:00"]
+    names = [paths.safe_name(run_id) for run_id in ids]
+    assert len(set(names)) == len(ids), dict(zip(ids, names))
+    assert all(paths.safe_name(run_id) == name for run_id, name in zip(ids, names))  # stable
 
 
 def test_staged_dir_replaces_only_on_success(tmp_path):
@@ -37,23 +54,6 @@ def test_staged_dir_replaces_only_on_success(tmp_path):
     with paths.staged_dir(final) as out:
         (out / "b").write_text("second")
     assert sorted(p.name for p in final.iterdir()) == ["b"]
-
-
-def test_publish_file_and_model_link(tmp_path):
-    source = tmp_path / "new.csv"
-    source.write_text("new")
-    published = tmp_path / "pub" / "recommended_songs.csv"
-    paths.publish_file(source, published)
-    assert published.read_text() == "new"
-    model = tmp_path / "runs" / "r1" / "train" / "model"
-    model.mkdir(parents=True)
-    (model / "weights").write_text("v1")
-    link = paths.publish_dir_as_link(model, tmp_path / "pub" / "models", tmp_path / "pub" / "model", label="r1")
-    (model / "weights").write_text("changed by a re-run")
-    assert (link / "weights").read_text() == "v1"  # a copy: the run folder can change freely
-    for i in range(5):
-        paths.publish_dir_as_link(model, tmp_path / "pub" / "models", link, label=f"r{i}", keep=3)
-    assert len(list((tmp_path / "pub" / "models").iterdir())) == 3
 
 
 def test_result_contract(tmp_path):
@@ -74,6 +74,18 @@ def test_embedded_sample_is_reproducible_and_default():
     assert SAMPLE_ARCHIVE.read_bytes() == sample.build_zip(), "run: python scripts/make_sample.py"
     assert resolve_dataset_url("") == SAMPLE_ARCHIVE.as_uri()
     assert resolve_dataset_url(" https://x/y.zip ") == "https://x/y.zip"
+
+
+def test_dataset_url_names_the_logical_date():
+    day = "2026-03-02T00:00:00+00:00"
+    assert resolve_dataset_url("http://h/plays-{{ ds }}.zip", day) == "http://h/plays-2026-03-02.zip"
+    assert resolve_dataset_url("http://h/{{ds_nodash}}/p.zip", day) == "http://h/20260302/p.zip"
+    with pytest.raises(PipelineError, match=r"may use only \{\{ ds \}\}"):
+        resolve_dataset_url("http://h/{{ yesterday }}.zip", day)  # unknown: an error, not ""
+    with pytest.raises(PipelineError, match="not a valid template"):
+        resolve_dataset_url("http://h/{{ ds ", day)
+    with pytest.raises(PipelineError, match="no logical date"):
+        resolve_dataset_url("http://h/{{ ds }}.zip", None)
 
 
 def _run_job(script, *args):

@@ -101,3 +101,13 @@ def test_undecodable_ids_are_rejected(spark, tmp_path):
     prepared = run_prepare(spark, tmp_path)
     assert prepared.rejected_by_reason == {"undecodable_text": 1}
     assert prepared.rows_kept == 1
+
+
+def test_an_item_id_listed_twice_keeps_its_smallest_title(spark, tmp_path):
+    folder = tmp_path / "dups"
+    folder.mkdir()
+    (folder / "ratings.csv").write_text("userId,songId,rating,timestamp\n1,10,4.0,1\n1,11,3.0,1\n")
+    # The larger title comes first in the file: "first row wins" would pick it.
+    (folder / "songs.csv").write_text("songId,title,artist\n10,Zebra Song,Z\n11,Only,O\n10,Alpha Song,A\n 10 ,Middle Song,M\n")
+    items = {r[C.ITEM_ID]: (r[C.TITLE], r[C.ARTIST]) for r in run_prepare(spark, tmp_path).items.collect()}
+    assert items == {"10": ("Alpha Song", "A"), "11": ("Only", "O")}

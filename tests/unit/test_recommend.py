@@ -21,16 +21,92 @@ def trained(spark, tmp_path_factory):
     return model, frame
 
 
+def brute_force_top_n(model, seen_pairs, n):
+    """{user: [(item, score), ...]}: every unseen song scored one by one, best first, ties to the
+    smaller item index; users with no unseen song are absent."""
+    items = [(r[C.ITEM_INDEX], np.array(r["features"], dtype=np.float64), r["offset"]) for r in model.item_table().collect()]
+    expected = {}
+    for user in model.user_table().collect():
+        u, vector = user[C.USER_INDEX], np.array(user["features"], dtype=np.float64)
+        scored = sorted(
+            ((-(float(vector @ features) + offset + user["offset"]), item) for item, features, offset in items if (u, item) not in seen_pairs)
+        )
+        if scored:
+            expected[u] = [(item, -negative) for negative, item in scored[:n]]
+    return expected
+
+
+def as_lists(top):
+    got = {}
+    for row in sorted(top.collect(), key=lambda r: (r[C.USER_INDEX], r["rank"])):
+        got.setdefault(row[C.USER_INDEX], []).append((row[C.ITEM_INDEX], row["score"], row["rank"]))
+    return got
+
+
+def assert_same_top_n(got, expected):
+    assert set(got) == set(expected)
+    for user, rows in got.items():
+        assert [rank for _, _, rank in rows] == list(range(1, len(rows) + 1)), user
+        assert [item for item, _, _ in rows] == [item for item, _ in expected[user]], user
+        assert np.allclose([score for _, score, _ in rows], [score for _, score in expected[user]], rtol=0, atol=1e-9), user
+
+
 def test_top_n_is_unseen_exact_and_best_first(trained):
     model, seen = trained
-    top = top_n_unseen(model, seen, 5).toPandas()
     seen_pairs = {(r[C.USER_INDEX], r[C.ITEM_INDEX]) for r in seen.collect()}
-    assert set(top[C.USER_INDEX]) == {r[C.USER_INDEX] for r in seen.select(C.USER_INDEX).distinct().collect()}
-    for _, group in top.groupby(C.USER_INDEX):
-        assert list(group.sort_values("rank")["rank"]) == [1, 2, 3, 4, 5]
-        assert group[C.ITEM_INDEX].is_unique
-        assert list(group.sort_values("rank")["score"]) == sorted(group["score"], reverse=True)
-    assert not seen_pairs & set(zip(top[C.USER_INDEX], top[C.ITEM_INDEX]))
+    some_seen = seen.filter(f"NOT ({C.USER_INDEX} = 0 AND {C.ITEM_INDEX} >= 3)")  # user 0 has seen items 0-2 at most
+    for frame, n in ((seen, 5), (some_seen, 20)):
+        pairs = {(r[C.USER_INDEX], r[C.ITEM_INDEX]) for r in frame.collect()}
+        assert_same_top_n(as_lists(top_n_unseen(model, frame, n)), brute_force_top_n(model, pairs, n))
+    assert seen_pairs  # the fixture has history to exclude
+
+
+class TableModel:
+    """A model reduced to what top_n_unseen reads: user and song tables (features, offset)."""
+
+    def __init__(self, spark, users, items):
+        self.users = spark.createDataFrame(users, f"{C.USER_INDEX} int, features array<float>, offset double")
+        self.items = spark.createDataFrame(items, f"{C.ITEM_INDEX} int, features array<float>, offset double")
+
+    def user_table(self):
+        return self.users
+
+    def item_table(self):
+        return self.items
+
+
+def test_top_n_breaks_ties_by_item_and_shortens_lists_when_few_songs_are_unseen(spark):
+    # Small whole numbers: scores tie exactly. Item indices are not in table order.
+    items = [(10, [1.0, 0.0], 0.0), (3, [0.0, 1.0], 0.0), (7, [1.0, 0.0], 0.0), (1, [1.0, 1.0], -1.0), (12, [0.0, 0.0], 1.0), (5, [2.0, 0.0], -1.0)]
+    users = [(0, [1.0, 0.0], 0.0), (1, [0.0, 2.0], 0.5), (2, [1.0, 1.0], 0.0), (3, [3.0, 0.0], 0.0), (4, [1.0, 0.0], 0.0)]
+    seen_rows = [(1, 99)] + [(2, i) for i in (10, 3, 7, 1, 12)] + [(3, i) for i in (10, 3, 7, 1, 12, 5)]
+    seen = spark.createDataFrame(seen_rows, f"{C.USER_INDEX} int, {C.ITEM_INDEX} int")  # user 0 and 4: nothing seen
+    model = TableModel(spark, users, items)
+    for n in (3, 10):
+        expected = brute_force_top_n(model, set(seen_rows), n)
+        got = as_lists(top_n_unseen(model, seen, n))
+        assert_same_top_n(got, expected)
+    # By hand, n = 3: user 0 scores 1 on items 10, 7, 12 and 5 (a four-way tie): the smallest three.
+    top3 = as_lists(top_n_unseen(model, seen, 3))
+    assert [item for item, _, _ in top3[0]] == [5, 7, 10]
+    assert [item for item, _, _ in top3[1]] == [3, 1, 12]  # 2.5, then 1.5 tied (1 before 12)
+    assert [(item, score) for item, score, _ in top3[2]] == [(5, 1.0)]  # one unseen song: a list of one
+    assert 3 not in top3  # has seen everything: no rows at all
+    assert len(as_lists(top_n_unseen(model, seen, 10))[4]) == 6  # n beyond the catalogue: all of it
+
+
+def test_top_n_ties_at_the_cut_off_go_to_the_smallest_items_in_a_large_catalogue(spark):
+    # 300 songs scoring 0, 1 or 2 (a hundred-way tie each), listed in shuffled order.
+    order = np.random.default_rng(5).permutation(300)
+    items = [(int(i), [float(i % 3)], 0.0) for i in order]
+    users = [(0, [1.0], 0.0), (1, [-1.0], 0.0), (2, [1.0], 0.5)]
+    seen_rows = [(2, i) for i in range(2, 300, 3)][:95]  # user 2 has seen 95 of the 100 songs scoring 2
+    seen = spark.createDataFrame(seen_rows, f"{C.USER_INDEX} int, {C.ITEM_INDEX} int")
+    model = TableModel(spark, users, items)
+    got = as_lists(top_n_unseen(model, seen, 10))
+    assert_same_top_n(got, brute_force_top_n(model, set(seen_rows), 10))
+    assert [item for item, _, _ in got[0]] == list(range(2, 30, 3))
+    assert [item for item, _, _ in got[2]][:5] == [287, 290, 293, 296, 299]  # its 5 unseen 2s, then 1s
 
 
 def test_top_n_scores_match_the_models_predictions(trained):
@@ -61,3 +137,45 @@ def test_csv_round_trips_awkward_titles(spark, tmp_path):
     assert [r[C.TITLE] for r in rows] == awkward
     assert [r["rank"] for r in rows] == ["1", "2", "3", "4"]
     assert sorted(p.name for p in path.parent.iterdir()) == ["recommended_songs.csv"]
+
+
+def _user_id(u: int) -> str:
+    """Dataset user IDs of every shape: numbers (negative, short, long, 64-bit) and text."""
+    if u == 3:
+        return "9223372036854775807"
+    return {0: str(1000 - 37 * u), 1: f"user{u}", 2: str(7 * u), 3: f"Zed{u:02d}"}[u % 4]
+
+
+def test_csv_with_many_users_is_ordered_and_matches_the_model(spark, trained, tmp_path):
+    model, seen = trained
+    ids = spark.createDataFrame([(u, _user_id(u)) for u in range(30)], f"{C.USER_INDEX} int, {C.USER_ID} string")
+    songs = spark.createDataFrame([(i, f"s{(i * 7) % 25:03d}") for i in range(25)], f"{C.ITEM_INDEX} int, {C.ITEM_ID} string")
+    interactions = seen.join(ids, C.USER_INDEX).join(songs, C.ITEM_INDEX)
+    items = spark.createDataFrame([(f"s{i:03d}", f"Title of s{i:03d}", None) for i in range(25)], f"{C.ITEM_ID} string, {C.TITLE} string, {C.ARTIST} string")
+    top = top_n_unseen(model, interactions, 3)
+    path = write_single_csv(with_original_ids(top, interactions, items), tmp_path / "out" / "recommended_songs.csv")
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+
+    assert list(rows[0]) == list(C.RECOMMENDATION_COLUMNS)
+    users_in_order = list(dict.fromkeys(r[C.USER_ID] for r in rows))
+    numeric = sorted((u for u in users_in_order if u.lstrip("-").isdigit()), key=int)
+    text = sorted(u for u in users_in_order if not u.lstrip("-").isdigit())
+    assert users_in_order == numeric + text  # numbers as numbers (-36 < 14 < 852 < 2^63-1), then text
+    assert set(users_in_order) == {_user_id(u) for u in range(30)}
+    assert users_in_order[:7] == ["-36", "14", "42", "70", "98", "112", "126"] and users_in_order[-1] == "user9" and "Zed07" in text
+    for user in users_in_order:
+        assert [r["rank"] for r in rows if r[C.USER_ID] == user] == ["1", "2", "3"]
+    assert all(r[C.TITLE] == f"Title of {r[C.ITEM_ID]}" for r in rows)  # each song_id beside its own title
+
+    index_of_user = {_user_id(u): u for u in range(30)}
+    index_of_song = {f"s{(i * 7) % 25:03d}": i for i in range(25)}
+    pairs = spark.createDataFrame(
+        [(index_of_user[r[C.USER_ID]], index_of_song[r[C.ITEM_ID]], float(r["predicted_rating"])) for r in rows],
+        f"{C.USER_INDEX} int, {C.ITEM_INDEX} int, written double",
+    )
+    predicted = model.predict(pairs).toPandas()
+    assert len(predicted) == len(rows)
+    assert np.allclose(predicted["written"], predicted[C.PREDICTION], rtol=0, atol=6e-5)  # rounded to 4 places
+    seen_pairs = {(r[C.USER_INDEX], r[C.ITEM_INDEX]) for r in seen.collect()}
+    assert not seen_pairs & set(zip(predicted[C.USER_INDEX], predicted[C.ITEM_INDEX]))

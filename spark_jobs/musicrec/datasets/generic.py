@@ -11,6 +11,7 @@ Both files need a header row naming their columns.
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 from musicrec import columns as C
@@ -71,8 +72,35 @@ def _items(spark, base: Path, options: dict):
     return _read_named(spark, path, options, wanted).drop(CORRUPT)
 
 
+FEEDBACK_KINDS = ("explicit", "implicit")
+
+
 def generic_format(options: dict) -> DatasetFormat:
     """The generic format with the feedback kind and rating scale the mapping declares."""
     feedback = options.get("feedback", "explicit")
-    scale = (float(options["rating_min"]), float(options["rating_max"])) if "rating_min" in options and "rating_max" in options else None
-    return DatasetFormat("generic", feedback, scale, _locate, _interactions, _items)
+    if feedback not in FEEDBACK_KINDS:
+        raise PipelineError(f"column_mapping's feedback must be one of {list(FEEDBACK_KINDS)}, got {feedback!r}")
+    return DatasetFormat("generic", feedback, _scale(options), _locate, _interactions, _items)
+
+
+def _scale(options: dict) -> tuple[float, float] | None:
+    """(rating_min, rating_max) of the mapping, or None when it declares no scale."""
+    given = [key for key in ("rating_min", "rating_max") if options.get(key) not in (None, "")]
+    if not given:
+        return None
+    if len(given) == 1:
+        raise PipelineError(f"column_mapping has {given[0]} but not its pair: give both rating_min and rating_max, or neither")
+    bounds = []
+    for key in ("rating_min", "rating_max"):
+        value = options[key]
+        try:
+            number = float(value) if not isinstance(value, bool) else math.nan
+        except (TypeError, ValueError):
+            number = math.nan
+        if not math.isfinite(number):
+            raise PipelineError(f"column_mapping's {key} must be a number, got {value!r}")
+        bounds.append(number)
+    low, high = bounds
+    if low >= high:
+        raise PipelineError(f"column_mapping's rating_min ({low:g}) must be below its rating_max ({high:g})")
+    return low, high

@@ -56,7 +56,9 @@ def _360k_items(spark, base: Path, options: dict):
     from pyspark.sql import functions as F
 
     frame = _360k_read(spark, base).filter(F.col(CORRUPT).isNull() & F.col(C.ITEM_ID).isNotNull())
-    return frame.groupBy(C.ITEM_ID).agg(F.first("artist_name", ignorenulls=True).alias(C.TITLE)).select(
+    # An artist keyed by name may be spelled several ways ("die Ärzte", "Die Ärzte"): the
+    # lexicographically smallest spelling, the same on every run.
+    return frame.groupBy(C.ITEM_ID).agg(F.min("artist_name").alias(C.TITLE)).select(
         C.ITEM_ID, C.TITLE, F.col(C.TITLE).alias(C.ARTIST)
     )
 

@@ -1,0 +1,163 @@
+"""The evaluate step's pieces: relevance, explicit ranking metrics on fixed factors (hand-checked),
+and the implicit branch end to end on generated play counts."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from musicrec import columns as C
+from musicrec.errors import PipelineError
+from musicrec.evaluation import evaluate_model, headline_of, relevance_threshold, relevant_rows
+from musicrec.model import AlsParams, RecommenderModel, fit, random_split
+
+LOG2_3 = math.log2(3)
+
+
+def test_relevance_threshold_is_80_percent_of_the_scale_not_of_the_data():
+    assert relevance_threshold(5.0, 3.5) == (4.0, "rating_scale")  # MovieLens: 4 stars of 5
+    assert relevance_threshold(10, None) == (8.0, "rating_scale")
+    assert relevance_threshold(None, 3.5) == (pytest.approx(2.8), "highest_training_rating")  # scale unknown
+    with pytest.raises(PipelineError, match="no ratings"):
+        relevance_threshold(None, None)
+
+
+def test_relevant_rows_by_feedback(spark):
+    test = spark.createDataFrame([(0, 0, 4.0), (0, 1, 3.9), (1, 0, 5.0)], f"{C.USER_INDEX} int, {C.ITEM_INDEX} int, {C.RATING} double")
+    assert sorted(tuple(r)[:2] for r in relevant_rows(test, "explicit", 4.0).collect()) == [(0, 0), (1, 0)]
+    assert relevant_rows(test, "implicit").count() == 3  # every held-out play
+
+
+def test_evaluate_job_reads_an_absent_rating_max_as_none():
+    job = _job("evaluate")
+    assert [job.optional_number(text) for text in ("", " ", "None", "null", "5", "4.5")] == [None, None, None, None, 5.0, 4.5]
+
+
+class FixedFactors:
+    """An ALSModel stand-in with hand-set factors (what RecommenderModel and evaluate use of it)."""
+
+    def __init__(self, spark, users: dict[int, list[float]], items: dict[int, list[float]]):
+        schema = "id int, features array<float>"
+        self.userFactors = spark.createDataFrame([(k, v) for k, v in users.items()], schema)
+        self.itemFactors = spark.createDataFrame([(k, v) for k, v in items.items()], schema)
+
+    def transform(self, frame):
+        from pyspark.sql import functions as F
+
+        users = self.userFactors.select(F.col("id").alias(C.USER_INDEX), F.col("features").alias("_uf"))
+        items = self.itemFactors.select(F.col("id").alias(C.ITEM_INDEX), F.col("features").alias("_if"))
+        dot = F.expr("aggregate(zip_with(_uf, _if, (x, y) -> x * y), 0D, (acc, v) -> acc + v)")
+        return frame.join(users, C.USER_INDEX).join(items, C.ITEM_INDEX).withColumn(C.PREDICTION, dot.cast("float")).drop("_uf", "_if")
+
+
+@pytest.fixture
+def fixed_model(spark):
+    """Every user prefers songs 0 > 1 > 2 > 3; no biases (mu = b_u = b_i = 0)."""
+    als = FixedFactors(spark, {0: [1.0], 1: [1.0], 2: [1.0]}, {0: [3.0], 1: [2.0], 2: [1.0], 3: [0.5]})
+    zeros_u = spark.createDataFrame([(u, 0.0) for u in range(3)], f"{C.USER_INDEX} int, b_u double")
+    zeros_i = spark.createDataFrame([(i, 0.0) for i in range(4)], f"{C.ITEM_INDEX} int, b_i double")
+    model = RecommenderModel(als, AlsParams(), 0.0, zeros_u, zeros_i)
+    schema = f"{C.USER_INDEX} int, {C.ITEM_INDEX} int, {C.RATING} double"
+    train = spark.createDataFrame([(0, 0, 3.0), (1, 3, 2.0), (2, 1, 3.5)], schema)  # highest: 3.5
+    test = spark.createDataFrame([(0, 1, 3.0), (0, 2, 4.5), (1, 0, 4.0), (2, 0, 3.0)], schema)
+    return model, train, test
+
+
+def test_explicit_ranking_metrics_use_the_rating_scale(fixed_model):
+    # Top-2 unseen: user 0 -> [1, 2], user 1 -> [0, 1], user 2 -> [0, 2]. Popularity (one
+    # training row each for songs 0, 1, 3; ties by index): user 0 -> [1, 3], user 1 -> [0, 1].
+    # Scale 0.5-5: relevant = held-out >= 4.0: user 0 {2} (hit at rank 2), user 1 {0} (rank 1).
+    metrics = evaluate_model(*fixed_model, "explicit", k=2, rating_max=5.0)
+    assert metrics["relevance"] == {"threshold": 4.0, "based_on": "rating_scale"}
+    assert metrics["model"] == pytest.approx({
+        "precision_at_2": 0.5, "recall_at_2": 1.0, "ndcg_at_2": (1 / LOG2_3 + 1) / 2, "map_at_2": (0.5 + 1) / 2,
+        "ranking_users": 2,
+        "rmse": math.sqrt((1 + 3.5**2 + 1 + 0) / 4), "mae": (1 + 3.5 + 1 + 0) / 4, "rows": 4,  # predictions 2, 1, 3, 3
+    })
+    assert metrics["bias_baseline"] == pytest.approx({"rmse": math.sqrt((9 + 4.5**2 + 16 + 9) / 4), "mae": 14.5 / 4, "rows": 4})
+    assert metrics["popularity_baseline"] == pytest.approx(
+        {"precision_at_2": 0.25, "recall_at_2": 0.5, "ndcg_at_2": 0.5, "map_at_2": 0.5, "ranking_users": 2}
+    )
+
+
+def test_explicit_ranking_metrics_without_a_scale_fall_back_to_the_training_maximum(fixed_model):
+    # Threshold 0.8 * 3.5 = 2.8: user 0 {1, 2} (both hits), user 1 {0} (rank 1), user 2 {0} (rank 1).
+    metrics = evaluate_model(*fixed_model, "explicit", k=2, rating_max=None)
+    assert metrics["relevance"] == {"threshold": pytest.approx(2.8), "based_on": "highest_training_rating"}
+    model = {key: metrics["model"][key] for key in ("precision_at_2", "recall_at_2", "ndcg_at_2", "map_at_2", "ranking_users")}
+    assert model == pytest.approx({"precision_at_2": 2 / 3, "recall_at_2": 1.0, "ndcg_at_2": 1.0, "map_at_2": 1.0, "ranking_users": 3})
+
+
+@pytest.fixture(scope="module")
+def play_counts(spark):
+    """Two listener groups with disjoint tastes (songs 0-14, 15-29), balanced, so popularity
+    cannot tell the groups apart; each listener also has one stray play in the other group."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for user in range(40):
+        own = range(0, 15) if user < 20 else range(15, 30)
+        other = range(15, 30) if user < 20 else range(0, 15)
+        rows += [(user, song, float(rng.integers(1, 60))) for song in own if rng.random() < 0.6]
+        rows.append((user, int(rng.choice(list(other))), 1.0))
+    return spark.createDataFrame(rows, f"{C.USER_INDEX} int, {C.ITEM_INDEX} int, {C.RATING} double")
+
+
+def test_implicit_fit_and_ranking_metrics(play_counts, tmp_path):
+    train, test = random_split(play_counts, 0.25, seed=3)
+    train, test = train.cache(), test.cache()
+    model = fit(train, AlsParams(rank=4, reg_param=0.1, max_iter=10, feedback="implicit", alpha=5.0), str(tmp_path / "ck"))
+    assert model.user_bias is None and model.item_bias is None  # implicit: no bias terms
+
+    metrics = evaluate_model(model, train, test, "implicit", k=5)
+    assert "rmse" not in metrics["model"] and "relevance" not in metrics and "bias_baseline" not in metrics
+    assert headline_of("implicit", 5) == ("ndcg_at_5", "popularity_baseline")
+    test_users = {r[C.USER_INDEX] for r in test.select(C.USER_INDEX).distinct().collect()}
+    assert metrics["model"]["ranking_users"] == metrics["popularity_baseline"]["ranking_users"] == len(test_users)
+    model_ndcg, popular_ndcg = metrics["model"]["ndcg_at_5"], metrics["popularity_baseline"]["ndcg_at_5"]
+    assert model_ndcg > popular_ndcg + 0.15, metrics
+    assert metrics["model"]["precision_at_5"] > metrics["popularity_baseline"]["precision_at_5"]
+
+    # Preference scores: higher for a listener's own group, roughly 0..1 (README's promise).
+    scored = model.predict(spark_pairs(train, [(0, s) for s in range(30)])).toPandas().set_index(C.ITEM_INDEX)[C.PREDICTION]
+    assert scored[scored.index < 15].mean() > scored[scored.index >= 15].mean() + 0.3
+    assert scored.between(-0.5, 1.5).all()
+
+
+def spark_pairs(like, pairs):
+    return like.sparkSession.createDataFrame(pairs, f"{C.USER_INDEX} int, {C.ITEM_INDEX} int")
+
+
+def _job(name):
+    spec = importlib.util.spec_from_file_location(f"{name}_job", Path(__file__).resolve().parents[2] / "spark_jobs" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    "files, mapping, feedback, expected",
+    [
+        ({"ratings.csv": "userId,songId,rating,timestamp\n" + "".join(f"{u},{s},{1 + (u + s) % 3},1\n" for u in range(4) for s in range(3)),
+          "songs.csv": "songId,title,artist\n0,A,X\n1,B,Y\n2,C,Z\n"}, "", "auto", 5.0),  # MovieLens scale 0.5-5, though no rating passes 3
+        ({"user_artists.dat": "userID\tartistID\tweight\n" + "".join(f"{u}\t{s}\t{u + s + 1}\n" for u in range(4) for s in range(3)),
+          "artists.dat": "id\tname\turl\tpictureURL\n0\tA\tu\tp\n1\tB\tu\tp\n2\tC\tu\tp\n"}, "", "auto", None),  # play counts
+        ({"plays.csv": "u,s,r\n" + "".join(f"{u},{s},{1 + (u + s) % 7}\n" for u in range(4) for s in range(3))},
+         '{"file": "plays.csv", "user": "u", "item": "s", "value": "r", "rating_min": 1, "rating_max": 10}', "auto", 10.0),
+        ({"plays.csv": "u,s,r\n" + "".join(f"{u},{s},{1 + (u + s) % 7}\n" for u in range(4) for s in range(3))},
+         '{"file": "plays.csv", "user": "u", "item": "s", "value": "r"}', "auto", None),  # no scale declared
+    ],
+)
+def test_preprocess_records_the_rating_scale_for_evaluate(spark, tmp_path, files, mapping, feedback, expected):
+    from argparse import Namespace
+
+    for name, text in files.items():
+        (tmp_path / "data" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "data" / name).write_text(text)
+    args = Namespace(run_dir=str(tmp_path / "run"), dataset_dir=str(tmp_path / "data"), dataset_format="auto",
+                     column_mapping=mapping, feedback=feedback, max_reject_share=0.05)
+    facts = _job("preprocess").work(args)
+    assert facts["rating_max"] == expected
