@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
+from support import ROOT, shared_dataset  # noqa: E402,F401  (tests import these from support)
 _SCRATCH = Path(tempfile.mkdtemp(prefix="musicrec-tests-"))
 
 os.environ["AIRFLOW_HOME"] = str(_SCRATCH / "airflow")
@@ -37,14 +36,6 @@ logging.getLogger("py4j").setLevel(logging.WARNING)  # it logs to closed streams
 for folder in (ROOT / "spark_jobs", ROOT / "plugins"):
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
-
-
-def shared_dataset(name: str) -> Path:
-    """A dataset from ../shared/datasets, or a clean skip when this checkout has none."""
-    path = SHARED_DATASETS / name
-    if not path.exists():
-        pytest.skip(f"{path} is not present")
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -32,15 +31,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from names import BACKFILL_DAYS, BIN, DAG_ID, DEPLOY, POOL, ROOT, SAMPLE
 from processes import Processes, free_port, missing, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
-DEPLOY = ROOT / "deploy"
-BIN = Path(sys.executable).parent
-DAG_ID = "music_recommendation"
-POOL = "musicrec_spark"
-SAMPLE = ROOT / "spark_jobs" / "musicrec" / "sample_data" / "music-sample.zip"
-BACKFILL_DAYS = ("2026-03-01", "2026-03-02", "2026-03-03")
 
 # The settings of deploy/airflow.env that name container paths, hosts or ports. Everything else
 # in the env files is used exactly as docker compose uses it.

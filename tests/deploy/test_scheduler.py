@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BACKFILL_DAYS, DAG_ID
+from names import BACKFILL_DAYS, DAG_ID
 from processes import wait_for
 
 pytestmark = pytest.mark.deploy

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DAG_ID
+from names import DAG_ID
 from processes import missing
 
 pytestmark = pytest.mark.deploy

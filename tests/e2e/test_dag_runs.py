@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, shared_dataset
+from support import ROOT, shared_dataset
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from summarize_run import TASKS, load_run  # noqa: E402
