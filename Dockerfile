@@ -2,9 +2,10 @@
 # workers (same Python and pyspark on driver and executors, which PySpark requires).
 # The code (dags/, plugins/, spark_jobs/) is not copied in: docker-compose.yaml mounts it.
 #
-# AIRFLOW_BASE_IMAGE can be switched to the slim image (apache/airflow:slim-3.3.2-python3.11), which
-# has far fewer preinstalled providers for our constraints.txt to collide with.
-ARG AIRFLOW_BASE_IMAGE=apache/airflow:3.3.2-python3.11
+# The slim image: Airflow without the dozens of preinstalled providers of the full one, which
+# constraints.txt (every version this project is tested with) could collide with. The full image
+# works too if `pip check` below agrees: --build-arg AIRFLOW_BASE_IMAGE=apache/airflow:3.3.2-python3.11
+ARG AIRFLOW_BASE_IMAGE=apache/airflow:slim-3.3.2-python3.11
 FROM ${AIRFLOW_BASE_IMAGE}
 
 USER root

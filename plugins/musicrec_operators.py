@@ -144,7 +144,11 @@ class SparkJobOperator(SparkSubmitOperator):
         if not facts.get("published"):
             context["ti"].xcom_push(key="return_value", value=facts)  # the run's own CSV stays findable
             raise AirflowSkipException(facts.get("publication") or "nothing was published")
-        extra = {key: facts[key] for key in ("rows", "users", "top_n", "published_csv_path") if key in facts}
+        extra = {
+            key: facts[key]
+            for key in ("rows", "users", "top_n", "published_csv_path", "published_version_path")
+            if key in facts
+        }
         extra.update(run_id=context["run_id"], logical_date=run_date(context).isoformat())
         extra.update({key: facts[key] for key in ("headline_metric", "headline_score") if facts.get(key) is not None})
         for outlet in self.outlets:

@@ -1,13 +1,14 @@
 """Top-N unseen songs for every user; write recommended_songs.csv, then publish it and the model
 together (musicrec.publication), unless a newer logical date is already published."""
 
+import math
 from pathlib import Path
 
 from musicrec import job
 from musicrec.errors import PipelineError
 from musicrec.model import load
 from musicrec.paths import RECOMMENDATIONS_FILE, data_root_of_run
-from musicrec.publication import publish
+from musicrec.publication import publish, version_dir
 from musicrec.recommend import top_n_unseen, with_original_ids, write_single_csv
 from musicrec.spark_config import get_spark
 
@@ -35,7 +36,7 @@ def work(args):
             "users": users,
             "top_n": args.top_n,
             "headline_metric": args.headline_metric,
-            "headline_score": args.headline_score,
+            "headline_score": _finite_or_none(args.headline_score),
         },
     )
     published = data_root_of_run(run_dir) / "published"
@@ -46,12 +47,18 @@ def work(args):
         "published_csv_path": str(published / RECOMMENDATIONS_FILE),
         "published_model_path": str(published / "model"),
         "published_run_id": outcome.record["run_id"],
+        "published_version_path": str(version_dir(data_root_of_run(run_dir))),
         "users": users,
         "rows": row_count,
         "top_n": args.top_n,
         "headline_metric": args.headline_metric,
-        "headline_score": args.headline_score,
+        "headline_score": _finite_or_none(args.headline_score),
     }
+
+
+def _finite_or_none(value):
+    """NaN or infinity is not JSON: strict readers of the record and the asset event reject it."""
+    return value if value is not None and math.isfinite(value) else None
 
 
 if __name__ == "__main__":

@@ -238,6 +238,8 @@ def _fetch_once(
             headers["If-Range"] = if_range
     else:
         headers = _conditional_headers(unless_unchanged)
+    # The archive's own bytes: a gzip transfer encoding would make sizes and Range offsets disagree.
+    headers["Accept-Encoding"] = "identity"
     try:
         with requests.get(url, stream=True, timeout=policy.timeout_seconds, headers=headers) as response:
             status = response.status_code

@@ -68,7 +68,8 @@ def processes():
     yield procs
     procs.stop_all()
     print(f"\ndeployment logs: {folder}")
-    assert procs.leftovers() == [], "processes outlived the deployment tests"
+    # SIGKILLed children may take a moment to be gone.
+    wait_for("every started process to be gone", lambda: not procs.leftovers(), timeout=15)
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------
@@ -96,7 +97,7 @@ def postgres(processes):
     data = folder / "data"
     subprocess.run(
         [pg / "initdb", "-D", data, "-U", "airflow", f"--pwfile={folder / 'pw'}", "--auth=scram-sha-256", "-E", "UTF8"],
-        check=True, capture_output=True, **as_user,
+        check=True, capture_output=True, timeout=120, **as_user,
     )
     port = free_port()
     processes.start("postgres", [str(pg / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port), "-k", str(folder)], clean_env(), **as_user)
@@ -154,6 +155,8 @@ def _make_netns() -> tuple[str, str, str, str]:
     tag = os.getpid() % 100000
     ns, host_if, ns_if = f"mr{tag}", f"mrh{tag}", f"mrw{tag}"
     subnet = f"10.213.{tag % 250 + 1}"
+    subprocess.run(["ip", "netns", "del", ns], capture_output=True)  # a crashed earlier session's
+    subprocess.run(["ip", "link", "del", host_if], capture_output=True)
     for argv in (
         ["ip", "netns", "add", ns],
         ["ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if],
@@ -164,7 +167,12 @@ def _make_netns() -> tuple[str, str, str, str]:
         ["ip", "netns", "exec", ns, "ip", "link", "set", ns_if, "up"],
         ["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"],
     ):
-        subprocess.run(argv, check=True, capture_output=True)
+        try:
+            subprocess.run(argv, check=True, capture_output=True, timeout=30)
+        except (subprocess.SubprocessError, OSError):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+            subprocess.run(["ip", "link", "del", host_if], capture_output=True)
+            raise
     return ns, host_if, f"{subnet}.1", f"{subnet}.2"
 
 
@@ -177,38 +185,40 @@ def spark_cluster(processes):
     spark_class = str(spark_home / "bin" / "spark-class")
     work = Path(tempfile.mkdtemp(prefix="musicrec-spark-"))
     netns = host_if = None
-    if _netns_works():
-        netns, host_if, master_host, worker_host = _make_netns()
-    else:
-        master_host = worker_host = "127.0.0.1"
-    settings = env_file("spark.env")
-    base = {**clean_env(), **settings, "SPARK_HOME": str(spark_home), "SPARK_LOG_DIR": str(work / "logs")}
-    master_port = free_port(master_host)
-    web_port = free_port(master_host)
-    processes.start(
-        "spark-master",
-        [spark_class, "org.apache.spark.deploy.master.Master", "--host", master_host],
-        {**base, "SPARK_LOCAL_IP": master_host, "SPARK_MASTER_PORT": str(master_port), "SPARK_MASTER_WEBUI_PORT": str(web_port)},
-    )
-    cluster = SparkCluster(f"spark://{master_host}:{master_port}", master_host, f"http://{master_host}:{web_port}", netns=netns)
-    wait_for("the Spark master", lambda: cluster.status()["status"] == "ALIVE", timeout=60, log=processes.log("spark-master"))
-    for i in (1, 2):
-        name = f"spark-worker-{i}"
-        worker_web = str(8080 + i) if netns else str(free_port())  # a namespace has its own ports
-        argv = [spark_class, "org.apache.spark.deploy.worker.Worker", "--host", worker_host, cluster.master_url]
+    try:
+        if _netns_works():
+            netns, host_if, master_host, worker_host = _make_netns()
+        else:
+            master_host = worker_host = "127.0.0.1"
+        settings = env_file("spark.env")
+        base = {**clean_env(), **settings, "SPARK_HOME": str(spark_home), "SPARK_LOG_DIR": str(work / "logs")}
+        master_port = free_port(master_host)
+        web_port = free_port(master_host)
+        processes.start(
+            "spark-master",
+            [spark_class, "org.apache.spark.deploy.master.Master", "--host", master_host],
+            {**base, "SPARK_LOCAL_IP": master_host, "SPARK_MASTER_PORT": str(master_port), "SPARK_MASTER_WEBUI_PORT": str(web_port)},
+        )
+        cluster = SparkCluster(f"spark://{master_host}:{master_port}", master_host, f"http://{master_host}:{web_port}", netns=netns)
+        wait_for("the Spark master", lambda: cluster.status()["status"] == "ALIVE", timeout=60, log=processes.log("spark-master"))
+        for i in (1, 2):
+            name = f"spark-worker-{i}"
+            worker_web = str(8080 + i) if netns else str(free_port())  # a namespace has its own ports
+            argv = [spark_class, "org.apache.spark.deploy.worker.Worker", "--host", worker_host, cluster.master_url]
+            if netns:
+                argv = ["ip", "netns", "exec", netns, *argv]
+            env = {**base, "SPARK_LOCAL_IP": worker_host, "SPARK_WORKER_DIR": str(work / name), "SPARK_WORKER_WEBUI_PORT": worker_web}
+            cluster.workers[name] = (argv, env)
+            cluster.start_worker(processes, name)
+        wait_for("two Spark workers", lambda: cluster.alive_workers() == 2, timeout=60, log=processes.log("spark-worker-2"))
+        yield cluster
+    finally:  # also when start-up failed half-way: no daemon, namespace or veth is left behind
+        for name in ("spark-worker-1", "spark-worker-2", "spark-master"):
+            processes.stop(name)
         if netns:
-            argv = ["ip", "netns", "exec", netns, *argv]
-        env = {**base, "SPARK_LOCAL_IP": worker_host, "SPARK_WORKER_DIR": str(work / name), "SPARK_WORKER_WEBUI_PORT": worker_web}
-        cluster.workers[name] = (argv, env)
-        cluster.start_worker(processes, name)
-    wait_for("two Spark workers", lambda: cluster.alive_workers() == 2, timeout=60, log=processes.log("spark-worker-2"))
-    yield cluster
-    for name in (*cluster.workers, "spark-master"):
-        processes.stop(name)
-    if netns:
-        subprocess.run(["ip", "netns", "del", netns], capture_output=True)
-        subprocess.run(["ip", "link", "del", host_if], capture_output=True)
-    shutil.rmtree(work, ignore_errors=True)
+            subprocess.run(["ip", "netns", "del", netns], capture_output=True, timeout=30)
+            subprocess.run(["ip", "link", "del", host_if], capture_output=True, timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 # --- Airflow ------------------------------------------------------------------------------------

@@ -266,6 +266,7 @@ def test_init_prepares_everything(services):
     script = command_text(init)
     assert "airflow db migrate" in script
     assert 'airflow pools set musicrec_spark 1 "one Spark job at a time on the cluster"' in script
+    assert "airflow pools get musicrec_spark" in script  # created once, an operator's change kept
     assert "AIRFLOW_ADMIN_PASSWORD" in script and "SIMPLE_AUTH_MANAGER_PASSWORDS_FILE" in script
     assert environment(init)["AIRFLOW_ADMIN_PASSWORD"] == REQUIRED["AIRFLOW_ADMIN_PASSWORD"]
     commands = script.replace("\\\n", " ").splitlines()  # continuation lines joined
@@ -430,7 +431,7 @@ def test_dockerfile_matches_requirements():
     lines = (ROOT / "Dockerfile").read_text().splitlines()
     dockerfile = "\n".join(line for line in lines if not line.lstrip().startswith("#"))  # instructions only
     pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==([^\s#]+)", (ROOT / "requirements.txt").read_text(), re.M))
-    base = re.search(r"apache/airflow:([0-9.]+)-python", dockerfile)
+    base = re.search(r"apache/airflow:(?:slim-)?([0-9.]+)-python", dockerfile)
     assert base and base.group(1) == pins["apache-airflow"], "the base image's Airflow differs from requirements.txt"
     assert f"pyspark=={pins['pyspark']}" in dockerfile, "the pyspark reinstall differs from requirements.txt"
     assert "-r /opt/musicrec/requirements.txt -c /opt/musicrec/constraints.txt" in dockerfile

@@ -103,7 +103,7 @@ def test_backfill_reads_each_dates_snapshot_and_never_republishes_older_dates(de
         runs = deployment.api.json("GET", f"/dags/{DAG_ID}/dagRuns", params={"run_type": "backfill"})["dag_runs"]
         return runs if len(runs) == 3 and all(r["state"] in ("success", "failed") for r in runs) else None
 
-    runs = wait_for("three backfill runs to finish", backfill_runs, timeout=1200, every=5)
+    runs = wait_for("three backfill runs to finish", backfill_runs, timeout=1800, every=5)
     runs = sorted(runs, key=lambda r: r["logical_date"])
     assert [r["state"] for r in runs] == ["success"] * 3, [deployment.api.task_states(r["dag_run_id"]) for r in runs]
     assert [r["logical_date"][:10] for r in runs] == list(BACKFILL_DAYS)

@@ -46,7 +46,8 @@ def test_csv_and_model_are_published_together_as_copies(tmp_path):
     out = tmp_path / "published"
     for name in (RECOMMENDATIONS_FILE, "model", "publication.json"):
         assert os.readlink(out / name) == f"current/{name}"
-    assert os.readlink(out / "current").startswith("versions/r1-")
+    assert os.readlink(out / "current") == "versions/000001-r1"
+    assert publication.version_dir(tmp_path) == (out / "versions" / "000001-r1").resolve()
 
 
 def test_an_older_logical_date_never_replaces_a_newer_one(tmp_path):
@@ -81,23 +82,50 @@ def test_failure_half_way_leaves_the_publication_whole(tmp_path, monkeypatch):
 def test_old_versions_are_pruned_but_never_the_current_one(tmp_path):
     for day in range(1, 7):
         publish(tmp_path, f"r{day}", f"2026-03-0{day}")
-    versions = sorted(p.name.split("-")[0] for p in (tmp_path / "published" / "versions").iterdir())
-    assert versions == ["r4", "r5", "r6"]
-    # After a rollback the current version is older than three newer ones: it must survive pruning.
+    versions = sorted(p.name for p in (tmp_path / "published" / "versions").iterdir())
+    assert versions == ["000004-r4", "000005-r5", "000006-r6"]
+    # Roll back twice: r4 is current, and older than the three kept after three more publications.
     assert publication.rollback(tmp_path)["run_id"] == "r5"
-    assert published(tmp_path)[2] == "r5"
-    publish(tmp_path, "r7", "2026-03-07")
-    publish(tmp_path, "r8", "2026-03-08")
-    assert published(tmp_path)[2] == "r8"
+    assert publication.rollback(tmp_path)["run_id"] == "r4"
+    for day in (7, 8, 9):
+        publish(tmp_path, f"r{day}", f"2026-03-0{day}")
+    assert publication.rollback(tmp_path)["run_id"] == "r8"
+    kept = sorted(p.name for p in (tmp_path / "published" / "versions").iterdir())
+    assert kept == ["000007-r7", "000008-r8", "000009-r9"]
 
 
-def test_rollback_points_at_the_previous_publication(tmp_path):
+def test_rollback_steps_back_one_publication_at_a_time(tmp_path):
     publish(tmp_path, "r1", "2026-03-01")
-    with pytest.raises(FileNotFoundError, match="no earlier publication"):
+    with pytest.raises(FileNotFoundError, match="no publication older"):
         publication.rollback(tmp_path)
     publish(tmp_path, "r2", "2026-03-02")
-    assert publication.rollback(tmp_path)["run_id"] == "r1"
+    publish(tmp_path, "r3", "2026-03-03")
+    assert publication.rollback(tmp_path)["run_id"] == "r2"
+    assert published(tmp_path) == ("r2,1", "r2", "r2")
+    assert publication.rollback(tmp_path)["run_id"] == "r1"  # further back, not forward again
     assert published(tmp_path) == ("r1,1", "r1", "r1")
+    log = (tmp_path / "published" / "publications.jsonl").read_text().splitlines()
+    assert [json.loads(line).get("rollback_to") for line in log[-2:]] == ["000002-r2", "000001-r1"]
+
+
+def test_a_retry_of_the_published_run_publishes_nothing_new(tmp_path):
+    first = publish(tmp_path, "r1", "2026-03-01")
+    again = publish(tmp_path, "r1", "2026-03-01")
+    assert again.published and "already published" in again.reason
+    assert again.record["version"] == first.record["version"]
+    assert len((tmp_path / "published" / "publications.jsonl").read_text().splitlines()) == 1
+    assert len(list((tmp_path / "published" / "versions").iterdir())) == 1
+
+
+def test_a_killed_publishers_leftovers_are_removed(tmp_path):
+    publish(tmp_path, "r1", "2026-03-01")
+    out = tmp_path / "published"
+    (out / "versions" / ".000002-r2.staging-dead").mkdir()
+    (out / "versions" / ".000002-r2.staging-dead" / "model").write_text("a half copy")
+    os.symlink("versions/nowhere", out / ".current.deadbeef.tmp")
+    publish(tmp_path, "r2", "2026-03-02")
+    assert sorted(p.name for p in (out / "versions").iterdir()) == ["000001-r1", "000002-r2"]
+    assert not list(out.glob(".*.tmp"))
 
 
 def test_two_publishes_at_once_leave_one_whole_publication(tmp_path):
