@@ -32,7 +32,7 @@ if str(JOBS_DIR) not in sys.path:  # the library the jobs share; no Spark is imp
 
 from musicrec import paths, result  # noqa: E402
 from musicrec.datasets import FORMAT_NAMES  # noqa: E402,F401  (the DAG's dataset_format choices)
-from musicrec.errors import TransientError  # noqa: E402
+from musicrec.errors import PipelineError, TransientError  # noqa: E402
 from musicrec.model import AlsParams  # noqa: E402
 from musicrec.spark_config import SPARK_CONF  # noqa: E402
 
@@ -162,5 +162,7 @@ class SparkJobOperator(SparkSubmitOperator):
             result.read_result(result_file)
         except TransientError as error:
             raise AirflowException(f"{self.job} failed: {error}") from None
-        except Exception as error:  # PipelineError: bad input, retrying cannot help
+        except PipelineError as error:  # bad input: retrying cannot help
             raise AirflowFailException(f"{self.job} failed: {error}") from None
+        except ValueError as error:  # a half-written result file: the machine's fault, retry
+            raise AirflowException(f"{self.job} failed and its result file {result_file} is unreadable: {error}") from None

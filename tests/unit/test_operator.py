@@ -63,3 +63,70 @@ def test_every_job_gets_the_run_id_and_logical_date(tmp_path, monkeypatch):
     assert args[args.index("--run-id") + 1] == "backfill__2026-03-02T00:00:00+00:00"
     assert args[args.index("--logical-date") + 1] == "2026-03-02T00:00:00+00:00"
     assert args[args.index("--archive") + 1] == "/a.zip"
+
+
+@pytest.fixture
+def fake_submit(tmp_path, monkeypatch):
+    """The operator with spark-submit replaced: `job_does(result_file)` plays the job's part."""
+    from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+    from musicrec_operators import SparkJobOperator
+
+    monkeypatch.setenv("MUSICREC_DATA_ROOT", str(tmp_path))
+    context = {"run_id": "manual__r1", "logical_date": datetime(2026, 3, 2, tzinfo=timezone.utc), "dag_run": None}
+    result_file = tmp_path / "runs" / "manual__r1" / "results" / "extract.json"
+
+    def run(job_does):
+        def submit(self, ctx):
+            job_does(result_file)
+
+        monkeypatch.setattr(SparkSubmitOperator, "execute", submit)
+        return SparkJobOperator(task_id="extract", job="extract", job_args={"archive": "/a.zip"}).execute(context)
+
+    return run, result_file
+
+
+def _fails_with(record):
+    from airflow.sdk.exceptions import AirflowException
+
+    def job(result_file):
+        result_file.parent.mkdir(parents=True, exist_ok=True)
+        if record is not None:
+            result_file.write_text(record)
+        raise AirflowException("Cannot execute: spark-submit ... Error code is: 2.")
+
+    return job
+
+
+def test_bad_input_fails_at_once_with_the_jobs_message(fake_submit):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    run, _ = fake_submit
+    with pytest.raises(AirflowFailException, match="extract failed: archive.zip is corrupt"):
+        run(_fails_with('{"step": "extract", "error": "archive.zip is corrupt", "retryable": false}'))
+
+
+@pytest.mark.parametrize(
+    "record, says",
+    [
+        ('{"step": "extract", "error": "disk full", "retryable": true}', "extract failed: disk full"),
+        (None, "Error code is: 2"),  # crashed before writing anything: unexpected
+        ('{"step": "extract", "err', "result file .* is unreadable"),  # killed while writing it
+    ],
+)
+def test_transient_unexpected_and_unreadable_failures_stay_retryable(fake_submit, record, says):
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    run, _ = fake_submit
+    with pytest.raises(AirflowException, match=says) as raised:
+        run(_fails_with(record))
+    assert not isinstance(raised.value, AirflowFailException)
+
+
+def test_a_previous_tries_result_is_never_returned(fake_submit):
+    run, result_file = fake_submit
+    result_file.parent.mkdir(parents=True)
+    result_file.write_text('{"step": "extract", "dataset_dir": "/stale", "file_count": 1, "job_seconds": 1, "session_seconds": 0}')
+    with pytest.raises(FileNotFoundError):  # spark-submit "succeeded" but this try wrote nothing
+        run(lambda result_file: None)
+    fresh = '{"step": "extract", "dataset_dir": "/fresh", "file_count": 2, "job_seconds": 1, "session_seconds": 0}'
+    assert run(lambda result_file: result_file.write_text(fresh))["dataset_dir"] == "/fresh"
