@@ -12,7 +12,7 @@ TASKS = ("download", "extract", "preprocess", "train", "evaluate", "recommend")
 
 
 def load_run(run_id: str | None = None, since: float = 0.0):
-    """((run_id, state), {task: (state, seconds)}, {task: XCom result}) of `run_id` or the latest run."""
+    """((run_id, state), {task: (state, seconds, try number)}, {task: XCom result}) of `run_id` or the latest run."""
     from sqlalchemy import select
 
     from airflow.models import DagRun, TaskInstance
@@ -35,7 +35,7 @@ def load_run(run_id: str | None = None, since: float = 0.0):
             )
         ).all()
         xcoms = {row.task_id: XComModel.deserialize_value(row) for row in rows}
-        states = {ti.task_id: (str(ti.state), ti.duration) for ti in tis}
+        states = {ti.task_id: (str(ti.state), ti.duration, ti.try_number) for ti in tis}
         return (run.run_id, str(run.state)), states, xcoms
 
 
@@ -57,7 +57,7 @@ def main() -> int:
         print(f"{name:<12} model {ev['model_score']:.4f}  vs  baseline {ev['baseline_score']:.4f}")
     print("task         state      seconds  (spark-submit start-up share)")
     for task in TASKS:
-        task_state, duration = states.get(task, ("-", None))
+        task_state, duration, _ = states.get(task, ("-", None, 0))
         facts = xcoms.get(task, {})
         share = ""
         if facts.get("task_seconds"):

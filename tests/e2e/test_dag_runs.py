@@ -101,9 +101,52 @@ def test_failed_run_keeps_published_csv_and_model(airflow_db, sample_run, http_s
     state, states, _ = run_dag({"dataset_url": f"{base}/no-such-dataset.zip"})
     assert state == "failed"
     assert states["download"][0] == "failed" and states["recommend"][0] != "success"
+    assert states["download"][2] == 1  # a 404 is bad input: failed at once, not retried
     assert published_csv.read_bytes() == csv_before
     assert os.readlink(published_model.parent / "current") == model_before
     assert {p: p.read_bytes() for p in published_model.resolve().rglob("*") if p.is_file()} == model_files_before
+
+
+def test_failure_inside_recommend_keeps_the_publication_and_is_retried(airflow_db, sample_run, data_root):
+    """recommend has written its CSV when publishing fails (here: the publication lock cannot be
+    opened): an unexpected fault, so it is retried, and nothing published changes."""
+    published = data_root / "published"
+    before = {p.relative_to(published): p.read_bytes() for p in published.rglob("*") if p.is_file() and p.name != ".lock"}
+    current_before = os.readlink(published / "current")
+    lock = published / ".lock"
+    lock.unlink(missing_ok=True)
+    lock.mkdir()  # open(".lock", "a") now fails inside recommend, after its CSV is written
+    try:
+        state, states, xcoms = run_dag({"top_n": 4})
+    finally:
+        lock.rmdir()
+    assert state == "failed" and states["recommend"][0] == "failed"
+    assert states["recommend"][2] == 3  # a machine's fault: tried again twice
+    assert states["evaluate"][0] == "success"
+    run_dir = Path(xcoms["extract"]["dataset_dir"]).parent
+    assert (run_dir / "recommend" / "recommended_songs.csv").exists()  # it had begun writing
+    assert os.readlink(published / "current") == current_before
+    after = {p.relative_to(published): p.read_bytes() for p in published.rglob("*") if p.is_file() and p.name != ".lock"}
+    assert after == before
+
+
+def test_generic_format_through_the_dag(airflow_db, tmp_path):
+    """The column_mapping param reaches preprocess through the DAG's `tojson` template."""
+    import zipfile
+
+    plays = ["listener\ttrack\tcount"] + [f"u{u}\tt{(u * 7 + i) % 40}\t{1 + (u + i) % 9}" for u in range(60) for i in range(12)]
+    archive = tmp_path / "plays.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("export/plays.tsv", "\n".join(plays) + "\n")
+        zf.writestr("export/tracks.tsv", "id\tname\n" + "".join(f"t{i}\tTrack {i}\n" for i in range(40)))
+    mapping = {"file": "plays.tsv", "sep": "\t", "user": "listener", "item": "track", "value": "count",
+               "feedback": "implicit", "items_file": "tracks.tsv", "item_id": "id", "title": "name"}
+    state, states, xcoms = run_dag({"dataset_url": archive.as_uri(), "column_mapping": mapping, "top_n": 3})
+    assert state == "success", states
+    assert (xcoms["preprocess"]["dataset_format"], xcoms["preprocess"]["feedback"]) == ("generic", "implicit")
+    assert xcoms["preprocess"]["rows_kept"] == len(plays) - 1 - xcoms["preprocess"]["rows_rejected"]
+    rows = read_csv(xcoms["recommend"]["csv_path"])
+    assert rows and all(r["user_id"].startswith("u") and r["title"] == f"Track {r['song_id'][1:]}" for r in rows)
 
 
 def test_ml_latest_small_over_http_reaches_target_rmse(airflow_db, http_server):
