@@ -223,6 +223,9 @@ def test_hostile_archives_fail_at_extract_and_keep_published(airflow_db, sample_
 
 def test_rerun_after_a_crash_half_way_needs_no_cleanup(spark, sample_run):
     """What a task retry or an Airflow "clear" does: run the step again in the same run folder."""
+    from datetime import datetime, timezone
+
+    from musicrec import paths
     from musicrec_operators import SparkJobOperator
 
     run_dir = Path(sample_run["extract"]["dataset_dir"]).parent
@@ -231,8 +234,10 @@ def test_rerun_after_a_crash_half_way_needs_no_cleanup(spark, sample_run):
     (crashed / "interactions" / "part-0.parquet").write_bytes(b"half")
     (run_dir / "results" / "preprocess.json").write_text('{"step": "preprocess", "error": "killed", "retryable": true}')
 
+    run_id = sample_run["recommend"]["published_run_id"]  # the sample run published itself
+    assert paths.run_dir(paths.data_root(), run_id) == run_dir
     operator = SparkJobOperator(task_id="preprocess", job="preprocess", job_args={"dataset_dir": sample_run["extract"]["dataset_dir"]})
-    facts = operator.execute({"run_id": run_dir.name})
+    facts = operator.execute({"run_id": run_id, "logical_date": datetime.now(timezone.utc)})
 
     assert facts["rows_kept"] == sample_run["preprocess"]["rows_kept"]
     assert facts["interactions_path"] == sample_run["preprocess"]["interactions_path"]
