@@ -7,6 +7,8 @@ so Airflow retries it.
 
 from __future__ import annotations
 
+import contextlib
+
 import errno
 import hashlib
 import sys
@@ -122,8 +124,21 @@ def _corrupt(archive: Path, kind: str, error: BaseException) -> PipelineError:
     return PipelineError(f"{archive.name} is a corrupt or truncated {kind} archive: {error}")
 
 
-def _extract_zip(archive: Path, target: Path) -> int:
+@contextlib.contextmanager
+def _read_as(archive: Path, kind: str, format_errors: tuple[type[BaseException], ...]):
+    """Report a broken archive as corrupt (bad input); the machine's own faults pass through."""
     try:
+        yield
+    except format_errors as error:
+        raise _corrupt(archive, kind, error) from None
+    except OSError as error:
+        if _is_environmental(error):
+            raise
+        raise _corrupt(archive, kind, error) from None
+
+
+def _extract_zip(archive: Path, target: Path) -> int:
+    with _read_as(archive, "zip", (zipfile.BadZipFile, EOFError, zlib.error)):
         with zipfile.ZipFile(archive) as zf:
             members = zf.infolist()
             for info in members:
@@ -133,18 +148,12 @@ def _extract_zip(archive: Path, target: Path) -> int:
             _check_size(archive, sum(info.file_size for info in members))
             zf.extractall(target)
             return sum(1 for info in members if not info.is_dir())
-    except (zipfile.BadZipFile, EOFError, zlib.error) as error:
-        raise _corrupt(archive, "zip", error) from None
-    except OSError as error:
-        if _is_environmental(error):
-            raise
-        raise _corrupt(archive, "zip", error) from None
 
 
 def _extract_tar(archive: Path, target: Path) -> int:
     if not hasattr(tarfile, "data_filter"):  # Python < 3.10.12 / 3.11.4: no extraction filters
         raise PipelineError(f"extracting {archive.name} needs Python 3.10.12+ or 3.11.4+ (tarfile filters); this is {sys.version.split()[0]}")
-    try:
+    with _read_as(archive, "tar", (tarfile.TarError, EOFError, zlib.error)):
         with tarfile.open(archive) as tf:
             members = tf.getmembers()
             for member in members:
@@ -156,9 +165,3 @@ def _extract_tar(archive: Path, target: Path) -> int:
             _check_size(archive, sum(member.size for member in members))
             tf.extractall(target, filter="data")
             return sum(1 for member in members if member.isfile())
-    except (tarfile.TarError, EOFError, zlib.error) as error:
-        raise _corrupt(archive, "tar", error) from None
-    except OSError as error:
-        if _is_environmental(error):
-            raise
-        raise _corrupt(archive, "tar", error) from None

@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from musicrec.paths import RECOMMENDATIONS_FILE, published_dir, staged_dir
+from musicrec.paths import RECOMMENDATIONS_FILE, published_dir, safe_name, staged_dir
 
 CURRENT = "current"
 VERSIONS = "versions"
@@ -136,8 +136,6 @@ def _parse_date(text: str) -> datetime:
 
 
 def _label(run_id: str) -> str:
-    from musicrec.paths import safe_name
-
     return safe_name(run_id)[:80]
 
 
