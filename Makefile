@@ -50,8 +50,11 @@ check-java:
 $(AIRFLOW_HOME)/airflow.db: $(VENV)/.installed
 	$(BIN)/airflow db migrate > /dev/null
 
+# make bench                      the sample and ml-latest-small (if ../shared has it)
+# make bench SIZE="1m 5m 25m"     generated datasets of those sizes (bench/generate.py, kept in bench/data/)
 bench: install check-java
-	$(BIN)/python bench/run_bench.py
+	$(BIN)/pip install --quiet -r bench/requirements.txt -c constraints.txt
+	$(BIN)/python bench/run_bench.py $(if $(SIZE),--sizes $(SIZE))
 
 clean:
 	rm -rf $(AIRFLOW_HOME) data .pytest_cache

@@ -3,6 +3,13 @@
     .venv/bin/python bench/run_bench.py                       # sample + ml-latest-small (if present)
     .venv/bin/python bench/run_bench.py --datasets sample --repeat 3
     .venv/bin/python bench/run_bench.py --java-opts=-XX:+UseSerialGC --java-opts="-XX:+UseSerialGC -XX:TieredStopAtLevel=1"
+    .venv/bin/python bench/run_bench.py --sizes 1m 5m 25m   # generated data (bench/generate.py); make bench SIZE="1m 5m"
+
+Beside each DAG run, on the same data: the single script (bench/single_script.py, one
+spark-submit with Spark's default 4g driver) and the trivial spark-submit. Per task: wall
+seconds, start-up seconds, peak RSS of the step's driver JVM (VmHWM, sampled from /proc), rows in
+and out. Writes bench/results/latest.md (the table) and, with two sizes or more,
+bench/results/time_vs_size.png (seconds against rows per task, with the fitted growth exponent).
 
 Each variant runs in a fresh Python process (the Spark settings are read at import) with its own
 Airflow home and data root. Prints a table and appends every run to bench/results/runs.jsonl.
@@ -31,6 +38,59 @@ DATASETS = {
     "lastfm-2k": (SHARED / "hetrec2011-lastfm-2k.zip").as_uri(),
 }
 TASKS = ("download", "extract", "preprocess", "train", "evaluate", "recommend")
+GENERATED = ROOT / "bench" / "data"
+SIZE_UNITS = {"k": 1_000, "m": 1_000_000}
+
+
+def interactions_of(size: str) -> int:
+    """"20k" -> 20000, "25m" -> 25000000."""
+    text = size.strip().lower()
+    return int(float(text[:-1]) * SIZE_UNITS[text[-1]]) if text[-1] in SIZE_UNITS else int(text)
+
+
+def generated_dataset(size: str) -> str:
+    """The name of a generated dataset of `size` ratings (made once, kept in bench/data/)."""
+    archive = GENERATED / f"gen-{size}.zip"
+    if not archive.exists():
+        sys.path.insert(0, str(ROOT / "bench"))
+        from generate import generate
+
+        print(generate(archive, interactions_of(size), "ratings", seed=1))
+    DATASETS[f"gen-{size}"] = archive.as_uri()
+    return f"gen-{size}"
+
+
+class DriverMemory:
+    """Peak RSS (VmHWM) of each step's driver JVM: the spark-submit JVM named musicrec-<step>."""
+
+    def __init__(self):
+        import threading
+
+        self.peak_mb: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self):
+        while not self._stop.wait(0.5):
+            for proc in Path("/proc").glob("[0-9]*"):
+                try:
+                    cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+                    if b"org.apache.spark.deploy.SparkSubmit" not in cmdline:
+                        continue
+                    step = next(arg.decode()[len("musicrec-"):] for arg in cmdline if arg.startswith(b"musicrec-"))
+                    status = (proc / "status").read_text()
+                except (OSError, StopIteration):
+                    continue
+                peak = next((int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmHWM")), 0.0)
+                self.peak_mb[step] = max(self.peak_mb.get(step, 0.0), peak)
 
 
 def run_once(dataset: str, repeat: int) -> list[dict]:
@@ -46,7 +106,8 @@ def run_once(dataset: str, repeat: int) -> list[dict]:
     records = []
     for _ in range(repeat):
         started = time.perf_counter()
-        dag_run = dag.test(run_conf={"dataset_url": DATASETS[dataset]})
+        with DriverMemory() as memory:
+            dag_run = dag.test(run_conf={"dataset_url": DATASETS[dataset]})
         wall = time.perf_counter() - started
         (_, state), states, xcoms = load_run(dag_run.run_id)
         records.append({
@@ -55,6 +116,8 @@ def run_once(dataset: str, repeat: int) -> list[dict]:
             "dag_seconds": round(wall, 1),
             "task_seconds": {t: round(states[t][1] or 0, 1) for t in TASKS if t in states},
             "startup_seconds": {t: xcoms[t]["startup_seconds"] for t in TASKS if t in xcoms},
+            "driver_peak_rss_mb": {t: round(mb) for t, mb in memory.peak_mb.items()},
+            "rows": rows_in_and_out(xcoms),
             "metric": xcoms.get("evaluate", {}).get("headline_metric"),
             "model": xcoms.get("evaluate", {}).get("model_score"),
             "baseline": xcoms.get("evaluate", {}).get("baseline_score"),
@@ -62,9 +125,45 @@ def run_once(dataset: str, repeat: int) -> list[dict]:
     return records
 
 
+def rows_in_and_out(xcoms: dict) -> dict:
+    pre, train, rec = xcoms.get("preprocess", {}), xcoms.get("train", {}), xcoms.get("recommend", {})
+    return {
+        "preprocess": [pre.get("rows_read"), pre.get("rows_kept")],
+        "train": [pre.get("rows_kept"), train.get("train_rows")],
+        "evaluate": [train.get("test_rows"), None],
+        "recommend": [pre.get("users"), rec.get("rows")],
+    }
+
+
+SPARK_SUBMIT = Path(sys.executable).parent.parent / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages" / "pyspark" / "bin" / "spark-submit"
+
+
+def time_single_script(env: dict, archive_uri: str) -> dict:
+    """bench/single_script.py on the same archive, in one spark-submit with Spark's defaults."""
+    import zipfile
+
+    folder = Path(tempfile.mkdtemp(prefix="single-"))
+    path = Path(archive_uri[len("file://"):]) if archive_uri else ROOT / "spark_jobs" / "musicrec" / "sample_data" / "music-sample.zip"
+    with zipfile.ZipFile(path) as zf:
+        zf.extractall(folder)
+    ratings = next(folder.rglob("ratings.csv")).parent
+    started = time.perf_counter()
+    done = subprocess.run(
+        [str(SPARK_SUBMIT), "--master", "local[*]", "--driver-memory", "4g", "--conf", "spark.ui.enabled=false",
+         "--conf", f"spark.pyspark.python={sys.executable}", str(ROOT / "bench" / "single_script.py"),
+         "--ratings", str(ratings), "--out", str(folder / "out")],
+        env=env, capture_output=True, text=True,
+    )
+    wall = time.perf_counter() - started
+    line = next((l for l in done.stdout.splitlines() if l.startswith("PHASES ")), None)
+    if line is None:
+        raise SystemExit(f"the single script failed: {done.stderr[-2000:]}")
+    return {"wall_seconds": round(wall, 1), **json.loads(line[len("PHASES "):])}
+
+
 def time_trivial_submit(env: dict, times: int = 3) -> float:
     """Median wall seconds of bench/trivial_job.py through the same spark-submit the DAG uses."""
-    spark_submit = Path(sys.executable).parent.parent / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages" / "pyspark" / "bin" / "spark-submit"
+    spark_submit = SPARK_SUBMIT
     sys.path.insert(0, str(ROOT / "spark_jobs"))
     from musicrec.spark_config import SPARK_CONF
 
@@ -80,19 +179,27 @@ def time_trivial_submit(env: dict, times: int = 3) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", nargs="+", default=["sample", "ml-latest-small"], choices=list(DATASETS))
+    parser.add_argument("--datasets", nargs="+", default=None, choices=list(DATASETS))
+    parser.add_argument("--sizes", nargs="+", default=[], help="generated sizes, e.g. 20k 1m 5m 25m")
+    parser.add_argument("--no-single-script", action="store_true", help="skip the single-script baseline")
+    parser.add_argument("--results", default=str(ROOT / "bench" / "results"), help="folder for runs.jsonl, latest.md, the plot")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--java-opts", action="append", help="a driver JVM option set to compare (repeatable; use --java-opts=...)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
+        if args.child.startswith("gen-"):
+            generated_dataset(args.child[len("gen-"):])
         print("RECORDS " + json.dumps(run_once(args.child, args.repeat)))
         return
 
-    results_file = ROOT / "bench" / "results" / "runs.jsonl"
+    results = Path(args.results)
+    results.mkdir(parents=True, exist_ok=True)
+    results_file = results / "runs.jsonl"
+    datasets = (args.datasets or ([] if args.sizes else ["sample", "ml-latest-small"])) + [generated_dataset(size) for size in args.sizes]
     rows = []
     for java_opts in args.java_opts or [None]:
-        for dataset in args.datasets:
+        for dataset in datasets:
             if DATASETS[dataset] and not Path(DATASETS[dataset][len("file://"):]).exists():
                 print(f"skip {dataset}: not present")
                 continue
@@ -118,22 +225,67 @@ def main() -> None:
             if line is None:
                 print(done.stderr[-3000:])
                 raise SystemExit(f"benchmark run on {dataset} failed")
+            single = None if args.no_single_script else time_single_script(env, DATASETS[dataset])
             for record in json.loads(line[len("RECORDS "):]):
                 record.update(java_opts=java_opts or "(default)", machine=f"{platform.node()} {os.cpu_count()} cpus",
-                              trivial_submit_seconds=round(trivial, 2),
+                              trivial_submit_seconds=round(trivial, 2), single_script=single,
+                              interactions=(record.get("rows") or {}).get("preprocess", [None])[0],
                               at=time.strftime("%Y-%m-%dT%H:%M:%S"))
                 rows.append(record)
                 with open(results_file, "a") as out:
                     out.write(json.dumps(record) + "\n")
 
-    print(f"\n{'dataset':<16} {'java opts':<42} {'DAG s':>6} {'x triv':>6} " + " ".join(f"{t[:7]:>7}" for t in TASKS) + "  metric")
+    table = markdown_table(rows)
+    (results / "latest.md").write_text(table + "\n")
+    print("\n" + table)
+    if len({r["interactions"] for r in rows}) >= 2:
+        print(f"plot: {plot_time_against_size(rows, results / 'time_vs_size.png')}")
+    print(f"raw results appended to {results_file}; table in {results / 'latest.md'}")
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """One line per DAG run: DAG and single-script seconds, their ratio, the trivial-submit ratio,
+    then per task: seconds (start-up seconds, driver peak RSS MB)."""
+    head = "| data | rows | DAG s | single script s | DAG / single | DAG / trivial | " + " | ".join(TASKS) + " | metric |"
+    lines = [head, "|" + "---|" * (7 + len(TASKS))]
     for r in rows:
-        tasks = " ".join(f"{r['task_seconds'].get(t, 0):7.1f}" for t in TASKS)
-        startup = sum(r["startup_seconds"].values()) / max(sum(r["task_seconds"].values()), 1e-9)
-        ratio = r["dag_seconds"] / r["trivial_submit_seconds"]
-        print(f"{r['dataset']:<16} {r['java_opts']:<42} {r['dag_seconds']:6.1f} {ratio:6.1f} {tasks}  "
-              f"{r['metric']} {r['model']:.4f} vs {r['baseline']:.4f} (start-up {startup:.0%})")
-    print(f"raw results appended to {results_file}")
+        single = (r.get("single_script") or {}).get("wall_seconds")
+        cells = []
+        for task in TASKS:
+            seconds, startup = r["task_seconds"].get(task, 0), r["startup_seconds"].get(task, 0)
+            rss = r.get("driver_peak_rss_mb", {}).get(task)
+            cells.append(f"{seconds:.1f} ({startup:.1f}" + (f", {rss} MB)" if rss else ")"))
+        ratio = f"{r['dag_seconds'] / single:.2f}x" if single else "-"
+        metric = f"{r['metric']} {r['model']:.4f} vs {r['baseline']:.4f}" if r.get("model") is not None else r["state"]
+        lines.append(f"| {r['dataset']} | {r.get('interactions') or '-'} | {r['dag_seconds']:.1f} | {single or '-'} | {ratio} | "
+                     f"{r['dag_seconds'] / r['trivial_submit_seconds']:.1f}x | " + " | ".join(cells) + f" | {metric} |")
+    return "\n".join(lines)
+
+
+def plot_time_against_size(rows: list[dict], target: Path) -> Path:
+    """Seconds per task against interactions, log-log, with each task's fitted growth exponent."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rows = sorted((r for r in rows if r.get("interactions")), key=lambda r: r["interactions"])
+    sizes = np.array([r["interactions"] for r in rows], dtype=float)
+    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=100)
+    for task in (*TASKS, "DAG"):
+        seconds = np.array([r["dag_seconds"] if task == "DAG" else r["task_seconds"].get(task, np.nan) for r in rows], dtype=float)
+        keep = np.isfinite(seconds) & (seconds > 0)
+        if keep.sum() < 2:
+            continue
+        exponent = np.polyfit(np.log(sizes[keep]), np.log(seconds[keep]), 1)[0]
+        axes.plot(sizes[keep], seconds[keep], marker="o", label=f"{task} (n^{exponent:.2f})")
+    axes.set(xscale="log", yscale="log", xlabel="interactions", ylabel="seconds", title="Time against size, per task")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(target)
+    plt.close(figure)
+    return target
 
 
 if __name__ == "__main__":

@@ -9,9 +9,14 @@ against a baseline and publishes the top-N songs per user as `recommended_songs.
 | download | `spark_jobs/download.py` | param `dataset_url` (empty: embedded sample) | `archive_path` |
 | extract | `spark_jobs/extract.py` | `archive_path` | `dataset_dir` |
 | preprocess | `spark_jobs/preprocess.py` | `dataset_dir` | `interactions_path`, `items_path`, `rejects_path`, counts |
-| train | `spark_jobs/train.py` | `interactions_path` | `model_path`, `train_path`, `test_path` |
-| evaluate | `spark_jobs/evaluate.py` | `model_path`, `train_path`, `test_path` | `metrics_path`, RMSE / NDCG vs baseline |
+| train | `spark_jobs/train.py` | `interactions_path` | `eval_model_path`, `model_path` (refit), `train_path`, `test_path` |
+| evaluate | `spark_jobs/evaluate.py` | `eval_model_path`, `train_path`, `test_path` | `metrics_path`, `report_path`, gate decision |
 | recommend | `spark_jobs/recommend.py` | `model_path`, `interactions_path`, `items_path` | `csv_path`, `published_csv_path` |
+
+**The quality gate** (evaluate): the model must beat its baseline and must not be worse than the
+dataset's champion, scored on the same held-out interactions, by more than `gate_tolerance`;
+otherwise evaluate fails with the numbers and nothing is published (`force_promote` overrides).
+Each run's HTML report (`report_path`) shows the metrics, the gate's decision and plots.
 
 Each run writes under `$MUSICREC_DATA_ROOT/runs/<run id>/`. `recommend` publishes the CSV and
 model together to `$MUSICREC_DATA_ROOT/published/` unless a newer logical date is already
@@ -27,7 +32,17 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Asset, Param, chain
 from musicrec_operators import ALS_DEFAULTS as DEFAULTS
-from musicrec_operators import FORMAT_NAMES, PUBLISHED_CSV_URI, SPARK_POOL, SparkJobOperator, log_task_failure, upstream
+from musicrec_operators import (
+    DEFAULT_SPLIT,
+    FORMAT_NAMES,
+    PUBLISHED_CSV_URI,
+    SPARK_POOL,
+    SPLITS,
+    SparkJobOperator,
+    log_task_failure,
+    upstream,
+    upstream_result,
+)
 
 RECOMMENDATIONS = Asset(name="musicrec_recommended_songs", uri=PUBLISHED_CSV_URI, group="musicrec")
 
@@ -59,9 +74,30 @@ PARAMS = {
     "max_iter": Param(DEFAULTS.max_iter, type="integer", minimum=1, maximum=200, title="ALS iterations", description="ALS maxIter."),
     "alpha": Param(DEFAULTS.alpha, type="number", minimum=0, title="Implicit alpha", description="Confidence weight for play counts."),
     "top_n": Param(10, type="integer", minimum=1, maximum=1000, title="Songs per user", description="N of the top-N list."),
+    "split": Param(
+        DEFAULT_SPLIT, type="string", enum=list(SPLITS), title="Evaluation split",
+        description="stratified: each user's interactions split by the fraction (every test user is known); "
+        "random: each interaction at random; temporal: the latest interactions by timestamp are held out.",
+    ),
     "test_fraction": Param(
         0.2, type="number", exclusiveMinimum=0, exclusiveMaximum=1, title="Test fraction",
-        description="Share of interactions held out at random for evaluation.",
+        description="Share of interactions held out for evaluation.",
+    ),
+    "tune": Param(
+        False, type="boolean", title="Tune ALS",
+        description="Grid-search rank, regParam (and alpha for play counts) on a validation split of the training data first.",
+    ),
+    "refit": Param(
+        True, type="boolean", title="Refit on all data",
+        description="Recommend from a model refitted on every interaction (the evaluation model otherwise).",
+    ),
+    "gate_tolerance": Param(
+        0.01, type="number", minimum=0, maximum=1, title="Gate tolerance",
+        description="How much worse than the champion (relative, 0.01 = 1%) a model may score and still be published.",
+    ),
+    "force_promote": Param(
+        False, type="boolean", title="Force promotion",
+        description="Publish even if the quality gate refuses (a deliberate reset, a known data change).",
     ),
     "seed": Param(DEFAULTS.seed, type="integer", title="Random seed", description="Seed of the split and of ALS."),
     "max_reject_share": Param(
@@ -121,28 +157,38 @@ with DAG(
         job_args={
             "interactions": upstream("preprocess", "interactions_path"),
             "feedback": upstream("preprocess", "feedback"),
+            "split": "{{ params.split }}",
             "test_fraction": "{{ params.test_fraction }}",
             "seed": "{{ params.seed }}",
             "rank": "{{ params.rank }}",
             "reg_param": "{{ params.reg_param }}",
             "max_iter": "{{ params.max_iter }}",
             "alpha": "{{ params.alpha }}",
+            "tune": "{{ params.tune }}",
+            "refit": "{{ params.refit }}",
+            "k": "{{ params.top_n }}",
         },
         execution_timeout=timedelta(hours=3),
-        doc_md="Random train/test split, fit ALS, save the model with Spark ML persistence.",
+        doc_md="Split (param split), optionally tune, fit the evaluation model, refit on every interaction.",
     )
     evaluate = SparkJobOperator(
         task_id="evaluate",
         job="evaluate",
         job_args={
-            "model": upstream("train", "model_path"),
+            "model": upstream("train", "eval_model_path"),
             "train": upstream("train", "train_path"),
             "test": upstream("train", "test_path"),
             "feedback": upstream("train", "feedback"),
             "rating_max": upstream("preprocess", "rating_max"),
             "k": "{{ params.top_n }}",
+            "gate_tolerance": "{{ params.gate_tolerance }}",
+            "force_promote": "{{ params.force_promote }}",
+            "download": upstream_result("download"),
+            "dataset": upstream_result("preprocess"),
+            "training": upstream_result("train"),
         },
-        doc_md="RMSE/MAE vs. a bias baseline (explicit); precision/recall/NDCG/MAP@k vs. popularity.",
+        doc_md="RMSE/MAE vs. a bias baseline (explicit); ranking metrics, coverage vs. popularity; the quality "
+        "gate against the champion; run history; HTML report.",
     )
     recommend = SparkJobOperator(
         task_id="recommend",
@@ -154,6 +200,9 @@ with DAG(
             "top_n": "{{ params.top_n }}",
             "headline_metric": upstream("evaluate", "headline_metric"),
             "headline_score": upstream("evaluate", "model_score"),
+            "eval_model": upstream("train", "eval_model_path"),
+            "dataset_key": upstream("evaluate", "dataset_key"),
+            "champion_record": "{{ ti.xcom_pull(task_ids='evaluate')['champion_record'] | tojson }}",
         },
         outlets=[RECOMMENDATIONS],
         doc_md="Top-N unseen songs per user to recommended_songs.csv; publish CSV and model together, "

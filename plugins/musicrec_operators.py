@@ -30,11 +30,12 @@ JOBS_DIR = Path(__file__).resolve().parents[1] / "spark_jobs"
 if str(JOBS_DIR) not in sys.path:  # the library the jobs share; no Spark is imported by this
     sys.path.insert(0, str(JOBS_DIR))
 
-from musicrec import paths, result  # noqa: E402
+from musicrec import history, paths, result  # noqa: E402
 from musicrec.datasets import FORMAT_NAMES  # noqa: E402,F401  (the DAG's dataset_format choices)
 from musicrec.errors import PipelineError, TransientError  # noqa: E402
 from musicrec.model import AlsParams  # noqa: E402
 from musicrec.spark_config import SPARK_CONF  # noqa: E402
+from musicrec.splits import DEFAULT_SPLIT, SPLITS  # noqa: E402,F401  (the DAG's split choices)
 
 ALS_DEFAULTS = AlsParams()  # the DAG's param defaults
 SPARK_POOL = "musicrec_spark"  # created by `airflow pools set` (docker-compose's airflow-init, README)
@@ -46,6 +47,11 @@ PYSPARK_PYTHON_ENV = "MUSICREC_PYSPARK_PYTHON"  # python for driver and executor
 def upstream(task_id: str, key: str) -> str:
     """A template for one key of an upstream task's result, e.g. upstream("download", "archive_path")."""
     return "{{ ti.xcom_pull(task_ids='%s')['%s'] }}" % (task_id, key)
+
+
+def upstream_result(task_id: str) -> str:
+    """A template for an upstream task's whole result as JSON (for a job's report and history)."""
+    return "{{ ti.xcom_pull(task_ids='%s') | tojson }}" % task_id
 
 
 def default_spark_submit() -> str:
@@ -92,6 +98,10 @@ def log_task_failure(context) -> None:
         "musicrec task failed: dag=%s task=%s run=%s try=%s error=%s log=%s",
         ti.dag_id, ti.task_id, ti.run_id, ti.try_number, error, getattr(ti, "log_url", "-"),
     )
+    try:  # the run history keeps failed runs too; a broken history must not hide the failure
+        history.record_failure(paths.data_root(), ti.run_id, ti.task_id, error, logical_date=run_date(context).isoformat())
+    except Exception as problem:  # noqa: BLE001
+        logging.getLogger("musicrec").warning("could not record the failure in the run history: %s", problem)
 
 
 class SparkJobOperator(SparkSubmitOperator):

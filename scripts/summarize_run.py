@@ -46,15 +46,31 @@ def main() -> int:
         print("no new run of music_recommendation was recorded: see the log above")
         return 1
     run_id, state = run
-    pre, ev, rec = xcoms.get("preprocess", {}), xcoms.get("evaluate", {}), xcoms.get("recommend", {})
+    pre, tr, ev, rec = (xcoms.get(task, {}) for task in ("preprocess", "train", "evaluate", "recommend"))
     print(f"\n== music_recommendation run {run_id}: {state}")
     if pre:
         print(f"dataset      {xcoms['download']['source_url']} ({pre['dataset_format']}, {pre['feedback']})")
         print(f"rows kept    {pre['rows_kept']} of {pre['rows_read']} (rejected: {pre.get('rejected_by_reason') or 'none'})")
         print(f"users/songs  {pre['users']} / {pre['songs']}")
+    if tr:
+        split, params = tr["split"], tr["params"]
+        print(f"split        {split['kind']}, test_fraction {split['test_fraction']}, seed {split['seed']} "
+              f"({tr['train_rows']} train / {tr['test_rows']} test rows)")
+        tuned = " (chosen by tune)" if tr.get("tuning") else ""
+        print(f"ALS          rank {params['rank']}, reg_param {params['reg_param']}, max_iter {params['max_iter']}"
+              + (f", alpha {params['alpha']}" if params["feedback"] == "implicit" else "") + tuned
+              + ("; recommending from the refit on all interactions" if tr.get("refit") else ""))
     if ev:
         name = ev["headline_metric"]
-        print(f"{name:<12} model {ev['model_score']:.4f}  vs  baseline {ev['baseline_score']:.4f}")
+        champion = f"  vs  champion {ev['champion_score']:.4f}" if ev.get("champion_score") is not None else ""
+        print(f"{name:<12} model {ev['model_score']:.4f}  vs  baseline {ev['baseline_score']:.4f}{champion}")
+        gate = ev["gate"]
+        print(f"gate         {gate['decision']}" + (f": {'; '.join(gate['reasons'])}" if gate["reasons"] else ""))
+        for warning in gate.get("warnings", []):
+            print(f"WARNING      {warning}")
+    report = ev.get("report_path") or _report_of(run_id)
+    if report:
+        print(f"report       {report}")
     print("task         state      seconds  (spark-submit start-up share)")
     for task in TASKS:
         task_state, duration, _ = states.get(task, ("-", None, 0))
@@ -67,6 +83,17 @@ def main() -> int:
     if rec:
         print(f"CSV          {rec['published_csv_path']}  ({rec['rows']} rows, {rec['users']} users)")
     return 0 if state == "success" else 1
+
+
+def _report_of(run_id: str) -> str | None:
+    """A run that evaluate refused has no XCom, but its report is in the run folder."""
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "spark_jobs"))
+    from musicrec import paths
+
+    report = paths.run_dir(paths.data_root(), run_id) / "evaluate" / "report.html"
+    return str(report) if report.exists() else None
 
 
 if __name__ == "__main__":

@@ -1,36 +1,142 @@
-"""Score the model on the held-out split against baselines; write metrics JSON.
+"""Score the evaluation model on the held-out split against baselines and the dataset's champion,
+decide at the quality gate, record the run in the history, write metrics JSON and the HTML report.
 
 Explicit ratings: RMSE (headline) and MAE vs. the bias baseline. Both modes: precision, recall,
-NDCG and MAP at k vs. the popularity baseline (implicit headline: NDCG@k). For ratings, a
-held-out rating >= 80% of the top of the dataset's scale (--rating-max, preprocess's rating_max)
-is relevant; without it, 80% of the highest training rating. See musicrec.evaluation.
+NDCG and MAP at k, catalogue coverage and popular_share vs. the popularity baseline (implicit
+headline: NDCG@k). For ratings, a held-out rating >= 80% of the top of the dataset's scale
+(--rating-max, preprocess's rating_max) is relevant. A refused model fails this step with the
+numbers: recommend does not run, and the published CSV and champion stay (musicrec.gate).
 """
 
 import json
 from pathlib import Path
 
-from musicrec import job
-from musicrec.evaluation import evaluate_model, headline_of
+from musicrec import champion, history, job
+from musicrec.errors import PipelineError
+from musicrec.evaluation import EXPLICIT, evaluate_model, headline_of
+from musicrec.gate import decide
 from musicrec.model import load
-from musicrec.paths import staged_dir
+from musicrec.paths import data_root_of_run, staged_dir
+from musicrec.report import write_report
 from musicrec.spark_config import get_spark
+
+REPORT_FILE = "report.html"
+VALUE_SAMPLE = 20_000  # ratings or play counts drawn for the report's distribution plot
 
 
 def work(args):
+    run_dir, root = Path(args.run_dir), data_root_of_run(Path(args.run_dir))
+    run_id = args.run_id or run_dir.name
     spark = get_spark("musicrec-evaluate")
     model = load(spark, args.model)
     train, test = spark.read.parquet(args.train).cache(), spark.read.parquet(args.test).cache()
-    metrics = evaluate_model(model, train, test, args.feedback, args.k, rating_max=args.rating_max)
+    metrics = evaluate_model(model, train, test, args.feedback, args.k, rating_max=args.rating_max, details=True)
+    plots = metrics.pop("_plots")
+    plots["values"] = value_sample(train)
     headline, baseline_name = headline_of(args.feedback, args.k)
-    with staged_dir(Path(args.run_dir) / "evaluate") as out:
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    lower_is_better = args.feedback == EXPLICIT
+    key = champion.dataset_key(args.download.get("dataset_url_template", ""), args.dataset.get("dataset_format", "?"), args.feedback)
+    split = args.training.get("split", {})
+    threshold = metrics.get("relevance", {}).get("threshold")
+    versus = champion.compare(spark, root, key, run_id, split, model, train, test, args.feedback, args.k, threshold)
+    decision = decide(
+        headline, lower_is_better, metrics["model"][headline], metrics[baseline_name][headline],
+        versus.get("champion_score"),
+        args.gate_tolerance, force=args.force_promote, baseline_name=baseline_name.replace("_", " "),
+        champion_note=versus.get("note", ""), model_on_champion_rows=versus.get("model_score"),
+        blocked=versus.get("blocked"),
+    )
+    scores = {
+        "metric": headline, "lower_is_better": lower_is_better,
+        "model": metrics["model"][headline], "baseline": metrics[baseline_name][headline],
+        "champion": versus.get("champion_score"), "model_on_champion_rows": versus.get("model_score"),
+    }
+    metrics.update(
+        estimates=("the model refitted on every interaction with these parameters (what recommend uses)"
+                   if args.training.get("refit") else "the evaluation model itself (refit was off)"),
+        gate=decision.as_dict(), champion=versus, dataset_key=key, split=split,
+        params=args.training.get("params"), tuning=args.training.get("tuning", []),
+    )
+    out_dir = run_dir / "evaluate"
+    facts = report_facts(args, run_id, key, metrics, scores, decision, baseline_name)
+    history.record_evaluation(root, run_id, key, args.logical_date, decision.as_dict(), scores, {
+        "params": metrics["params"], "split": split, "metrics": {"model": metrics["model"], baseline_name: metrics[baseline_name]},
+        "fingerprint": fingerprint(args), "timings": args.training.get("fit_seconds"), "gate": decision.as_dict(),
+        "report_path": str(out_dir / REPORT_FILE),
+    })
+    plots["history"] = [
+        {"logical_date": row["logical_date"], "run_id": row["run_id"], "score": row["model_score"], "promoted": bool(row["promoted"])}
+        for row in history.runs(root, key) if row["model_score"] is not None
+    ]
+    with staged_dir(out_dir) as out:
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True, default=str))
+        write_report(out / REPORT_FILE, facts, plots)
+    if not decision.promote:
+        raise PipelineError(
+            f"the quality gate refused this run's model: {'; '.join(decision.reasons)}. Nothing is published; "
+            f"the previous CSV and champion stay. Report: {out_dir / REPORT_FILE}. To publish it anyway, "
+            "trigger with force_promote=true."
+        )
     return {
-        "metrics_path": str(Path(args.run_dir) / "evaluate" / "metrics.json"),
+        "metrics_path": str(out_dir / "metrics.json"),
+        "report_path": str(out_dir / REPORT_FILE),
         "feedback": args.feedback,
         "headline_metric": headline,
-        "model_score": metrics["model"][headline],
-        "baseline_score": metrics[baseline_name][headline],
-        "metrics": metrics,
+        "model_score": scores["model"],
+        "baseline_score": scores["baseline"],
+        "champion_score": scores["champion"],
+        "gate": decision.as_dict(),
+        "dataset_key": key,
+        "metrics": {name: metrics[name] for name in ("model", baseline_name)},
+        # What recommend stores when it publishes this run and crowns its evaluation model.
+        "champion_record": {
+            "run_id": run_id, "logical_date": args.logical_date, "split": split, "params": metrics["params"],
+            "headline_metric": headline, "model_score": scores["model"],
+            "train_max_timestamp": args.training.get("train_max_timestamp"),
+        },
+    }
+
+
+def value_sample(train) -> list[float]:
+    from pyspark.sql import functions as F
+
+    from musicrec import columns as C
+
+    rows = train.select(C.RATING).orderBy(F.xxhash64(C.USER_INDEX, C.ITEM_INDEX)).limit(VALUE_SAMPLE).collect()
+    return [float(row[0]) for row in rows]
+
+
+def fingerprint(args) -> dict:
+    """What identifies the data this run read."""
+    return {
+        "source_url": args.download.get("source_url"), "sha256": args.download.get("sha256"),
+        **{name: args.dataset.get(name) for name in ("rows_read", "rows_kept", "rows_rejected", "users", "songs")},
+        "train_rows": args.training.get("train_rows"), "test_rows": args.training.get("test_rows"),
+    }
+
+
+def report_facts(args, run_id, key, metrics, scores, decision, baseline_name) -> dict:
+    """The report's facts (musicrec.report) from this step's results and the upstream XComs."""
+    champion_metrics = {}
+    if metrics["champion"].get("champion_score") is not None:  # on the rows both could score
+        champion_metrics = {scores["metric"]: metrics["champion"]["champion_score"]}
+    return {
+        "run": {"run_id": run_id, "logical_date": args.logical_date, "dataset_key": key},
+        "dataset": {**{name: args.dataset.get(name) for name in (
+            "dataset_format", "feedback", "rows_read", "rows_kept", "rows_rejected", "rejected_by_reason",
+            "users", "songs", "plays_aggregated")}, "source_url": args.download.get("source_url")},
+        "split": {**metrics["split"], "train_rows": args.training.get("train_rows"), "test_rows": args.training.get("test_rows")},
+        "params": {name: (metrics["params"] or {}).get(name) for name in ("rank", "reg_param", "max_iter", "alpha")},
+        "metrics": {
+            "model": metrics["model"],
+            **{name: metrics[name] for name in ("bias_baseline", "popularity_baseline") if name in metrics},
+            **({"champion": champion_metrics} if champion_metrics else {}),
+        },
+        "headline": scores,
+        "gate": {**decision.as_dict(), "tolerance": args.gate_tolerance},
+        "tuning": metrics["tuning"],
+        "warnings": decision.warnings,
+        "timings": args.training.get("fit_seconds") or {},
     }
 
 
@@ -43,7 +149,7 @@ def optional_number(text: str):
 
 if __name__ == "__main__":
     parser = job.parser_for("evaluate", __doc__)
-    parser.add_argument("--model", required=True, help="train's model_path")
+    parser.add_argument("--model", required=True, help="train's eval_model_path (fitted on the training split)")
     parser.add_argument("--train", required=True, help="train's train_path")
     parser.add_argument("--test", required=True, help="train's test_path")
     parser.add_argument("--feedback", required=True, choices=["explicit", "implicit"])
@@ -52,4 +158,9 @@ if __name__ == "__main__":
         "--rating-max", type=optional_number, default=None,
         help="top of the dataset's rating scale (preprocess's rating_max); empty: the highest training rating",
     )
+    parser.add_argument("--gate-tolerance", type=float, default=0.01, help="how much worse than the champion is accepted")
+    parser.add_argument("--force-promote", type=job.flag, default=False, help="promote even if the gate refuses")
+    parser.add_argument("--download", type=job.json_object, default={}, help="download's result (JSON)")
+    parser.add_argument("--dataset", type=job.json_object, default={}, help="preprocess's result (JSON)")
+    parser.add_argument("--training", type=job.json_object, default={}, help="train's result (JSON)")
     job.run("evaluate", parser, work)

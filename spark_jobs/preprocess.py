@@ -41,6 +41,7 @@ def work(args):
         "rows_read": prepared.rows_read,
         "rows_kept": prepared.rows_kept,
         "rows_rejected": prepared.rows_rejected,
+        "plays_aggregated": prepared.plays_aggregated,  # play events summed into another row (play counts)
         "rejected_by_reason": prepared.rejected_by_reason,
         "users": users,
         "songs": songs,

@@ -1,10 +1,11 @@
 """Top-N unseen songs for every user; write recommended_songs.csv, then publish it and the model
-together (musicrec.publication), unless a newer logical date is already published."""
+together (musicrec.publication), unless a newer logical date is already published. A published run's
+evaluation model becomes its dataset's champion (musicrec.champion), and the history says so."""
 
 import math
 from pathlib import Path
 
-from musicrec import job
+from musicrec import champion, history, job
 from musicrec.errors import PipelineError
 from musicrec.model import load
 from musicrec.paths import RECOMMENDATIONS_FILE, data_root_of_run
@@ -39,7 +40,13 @@ def work(args):
             "headline_score": _finite_or_none(args.headline_score),
         },
     )
-    published = data_root_of_run(run_dir) / "published"
+    root = data_root_of_run(run_dir)
+    if outcome.published and args.champion_record:
+        # After the publication, so that a crash between the two is mended by the retry (which
+        # publishes nothing new, then crowns).
+        champion.crown(root, args.dataset_key, Path(args.eval_model), interactions, args.champion_record)
+    history.record_publication(root, args.run_id or run_dir.name, outcome.published)
+    published = root / "published"
     return {
         "csv_path": str(csv_path),
         "published": outcome.published,
@@ -69,4 +76,7 @@ if __name__ == "__main__":
     parser.add_argument("--top-n", type=int, default=10)
     parser.add_argument("--headline-metric", default="", help="evaluate's headline_metric, recorded with the publication")
     parser.add_argument("--headline-score", type=float, default=None, help="evaluate's model_score")
+    parser.add_argument("--eval-model", default="", help="train's eval_model_path: the champion-to-be")
+    parser.add_argument("--dataset-key", default="", help="evaluate's dataset_key")
+    parser.add_argument("--champion-record", type=job.json_object, default={}, help="evaluate's champion_record (JSON)")
     job.run("recommend", parser, work)

@@ -1,58 +1,103 @@
-"""Split the interactions at random, fit ALS on the training part, save model and both splits."""
+"""Split the interactions (random, stratified or temporal), optionally tune ALS on a validation
+split carved from the training part, fit the evaluation model on the training part, then refit
+the same parameters on every interaction: the model recommend uses. Saves both models and splits."""
 
 import shutil
+import time
 from pathlib import Path
 
 from musicrec import job
 from musicrec.errors import PipelineError
-from musicrec.model import AlsParams, fit, random_split
+from musicrec.evaluation import headline_of, validation_score
+from musicrec.model import AlsParams, fit
 from musicrec.paths import staged_dir
 from musicrec.spark_config import get_spark
+from musicrec.splits import DEFAULT_SPLIT, SPLITS, split_interactions, validation_split
+from musicrec.tuning import VALIDATION_FRACTION, chosen_params, search
 
 
 def work(args):
+    from pyspark.sql import functions as F
+
     run_dir = Path(args.run_dir)
     spark = get_spark("musicrec-train")
     interactions = spark.read.parquet(args.interactions)
-    train, test = random_split(interactions, args.test_fraction, args.seed)
+    train, test = split_interactions(interactions, args.split, args.test_fraction, args.seed)
     params = AlsParams(
         rank=args.rank, reg_param=args.reg_param, max_iter=args.max_iter, seed=args.seed,
         feedback=args.feedback, alpha=args.alpha,
     )
-    checkpoints = run_dir / "checkpoints"
+    checkpoints = str(run_dir / "checkpoints")
+    seconds = {}
     with staged_dir(run_dir / "train") as out:
         train.write.parquet(str(out / "train"))
         test.write.parquet(str(out / "test"))
-        train, test = spark.read.parquet(str(out / "train")), spark.read.parquet(str(out / "test"))
+        train, test = spark.read.parquet(str(out / "train")).cache(), spark.read.parquet(str(out / "test"))
         train_rows, test_rows = train.count(), test.count()
         if train_rows == 0 or test_rows == 0:
             raise PipelineError(
-                f"{interactions.count()} interactions are too few to split with test_fraction="
+                f"{interactions.count()} interactions are too few to split {args.split} with test_fraction="
                 f"{args.test_fraction}: train has {train_rows} rows, test {test_rows}"
             )
-        model = fit(train, params, str(checkpoints))
-        model.save(out / "model")
+        tuning = []
+        if args.tune:
+            started = time.perf_counter()
+            tuning = tune(train, params, args, checkpoints)
+            params = chosen_params(tuning, params)
+            seconds["tune"] = round(time.perf_counter() - started, 3)
+        started = time.perf_counter()
+        fit(train, params, checkpoints).save(out / "eval_model")
+        seconds["fit"] = round(time.perf_counter() - started, 3)
+        if args.refit:
+            started = time.perf_counter()
+            fit(interactions, params, checkpoints).save(out / "model")
+            seconds["refit"] = round(time.perf_counter() - started, 3)
+        newest = train.agg(F.max("timestamp")).first()[0]
     shutil.rmtree(checkpoints, ignore_errors=True)
     final = run_dir / "train"
     return {
-        "model_path": str(final / "model"),
+        "model_path": str(final / ("model" if args.refit else "eval_model")),
+        "eval_model_path": str(final / "eval_model"),
+        "refit": args.refit,
         "train_path": str(final / "train"),
         "test_path": str(final / "test"),
         "feedback": args.feedback,
+        "split": {"kind": args.split, "test_fraction": args.test_fraction, "seed": args.seed},
         "train_rows": train_rows,
         "test_rows": test_rows,
+        "train_max_timestamp": newest,
         "params": vars(params),
+        "tuning": tuning,
+        "fit_seconds": seconds,
     }
+
+
+def tune(train, params: AlsParams, args, checkpoints: str) -> list[dict]:
+    """The grid search of musicrec.tuning on a validation split carved from `train`."""
+    fit_split, validation = validation_split(train, args.split, VALIDATION_FRACTION, args.seed)
+    fit_split, validation = fit_split.cache(), validation.cache()
+    if fit_split.isEmpty() or validation.isEmpty():
+        raise PipelineError(f"the training split ({train.count()} rows) is too small to carve a validation split for tune")
+    metric, _ = headline_of(args.feedback, args.k)
+
+    def score(model, fitted_on, held_out):
+        return validation_score(model, fitted_on, held_out, args.feedback, args.k)
+
+    return search(fit_split, validation, params, score, lower_is_better=metric == "rmse", checkpoint_dir=checkpoints)
 
 
 if __name__ == "__main__":
     parser = job.parser_for("train", __doc__)
     parser.add_argument("--interactions", required=True, help="preprocess's interactions_path (parquet)")
     parser.add_argument("--feedback", required=True, choices=["explicit", "implicit"])
+    parser.add_argument("--split", default=DEFAULT_SPLIT, choices=SPLITS, help="how the test split is held out")
     parser.add_argument("--test-fraction", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--rank", type=int, default=AlsParams.rank)
     parser.add_argument("--reg-param", type=float, default=AlsParams.reg_param)
     parser.add_argument("--max-iter", type=int, default=AlsParams.max_iter)
     parser.add_argument("--alpha", type=float, default=AlsParams.alpha, help="implicit feedback confidence weight")
+    parser.add_argument("--tune", type=job.flag, default=False, help="grid-search rank, regParam (and alpha) first")
+    parser.add_argument("--refit", type=job.flag, default=True, help="refit on every interaction for recommend")
+    parser.add_argument("--k", type=int, default=10, help="cut-off of NDCG when tuning on play counts")
     job.run("train", parser, work)

@@ -17,3 +17,22 @@ def shared_dataset(name: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is not present")
     return path
+
+
+class FixedFactors:
+    """An ALSModel stand-in with hand-set factors (what RecommenderModel and evaluate use of it)."""
+
+    def __init__(self, spark, users: dict[int, list[float]], items: dict[int, list[float]]):
+        schema = "id int, features array<float>"
+        self.userFactors = spark.createDataFrame([(k, v) for k, v in users.items()], schema)
+        self.itemFactors = spark.createDataFrame([(k, v) for k, v in items.items()], schema)
+
+    def transform(self, frame):
+        from pyspark.sql import functions as F
+
+        from musicrec import columns as C
+
+        users = self.userFactors.select(F.col("id").alias(C.USER_INDEX), F.col("features").alias("_uf"))
+        items = self.itemFactors.select(F.col("id").alias(C.ITEM_INDEX), F.col("features").alias("_if"))
+        dot = F.expr("aggregate(zip_with(_uf, _if, (x, y) -> x * y), 0D, (acc, v) -> acc + v)")
+        return frame.join(users, C.USER_INDEX).join(items, C.ITEM_INDEX).withColumn(C.PREDICTION, dot.cast("float")).drop("_uf", "_if")

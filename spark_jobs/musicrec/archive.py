@@ -8,9 +8,9 @@ so Airflow retries it.
 from __future__ import annotations
 
 import contextlib
-
 import errno
 import hashlib
+import logging
 import sys
 import tarfile
 import zipfile
@@ -19,6 +19,9 @@ from pathlib import Path, PurePosixPath
 
 from musicrec.errors import PipelineError, TransientError
 from musicrec.paths import staged_dir
+from musicrec.progress import every
+
+log = logging.getLogger("musicrec")
 
 MAX_TOTAL_BYTES = 50 * (1 << 30)  # uncompressed
 MAX_RATIO = 200  # uncompressed / compressed, per archive: real datasets compress ~3-10x
@@ -111,13 +114,15 @@ def _check_member_name(archive: Path, name: str) -> None:
         raise PipelineError(f"{archive.name}: entry {name!r} would be written outside the target folder; refusing it")
 
 
-def _check_size(archive: Path, total: int) -> None:
+def _check_size(archive: Path, total: int) -> int:
+    """`total` (uncompressed bytes), unless it is absurd for the archive's size."""
     compressed = max(archive.stat().st_size, 1)
     if total > MAX_TOTAL_BYTES or total / compressed > MAX_RATIO:
         raise PipelineError(
             f"{archive.name}: uncompressed size {total} bytes ({total / compressed:.0f}x the archive) "
             f"exceeds the limits ({MAX_TOTAL_BYTES} bytes, {MAX_RATIO}x); refusing a likely zip bomb"
         )
+    return total
 
 
 def _corrupt(archive: Path, kind: str, error: BaseException) -> PipelineError:
@@ -145,8 +150,12 @@ def _extract_zip(archive: Path, target: Path) -> int:
                 _check_member_name(archive, info.filename)
                 if (info.external_attr >> 16) & 0o170000 == 0o120000:
                     raise PipelineError(f"{archive.name}: entry {info.filename!r} is a symbolic link; refusing it")
-            _check_size(archive, sum(info.file_size for info in members))
-            zf.extractall(target)
+            total = _check_size(archive, sum(info.file_size for info in members))
+            due, done = every(), 0
+            for number, info in enumerate(members, start=1):
+                zf.extract(info, target)
+                done += info.file_size
+                _log_progress(archive, due, number, len(members), done, total)
             return sum(1 for info in members if not info.is_dir())
 
 
@@ -162,6 +171,16 @@ def _extract_tar(archive: Path, target: Path) -> int:
                     raise PipelineError(f"{archive.name}: entry {member.name!r} is a link; refusing it")
                 if not (member.isfile() or member.isdir()):
                     raise PipelineError(f"{archive.name}: entry {member.name!r} is not a regular file; refusing it")
-            _check_size(archive, sum(member.size for member in members))
-            tf.extractall(target, filter="data")
+            total = _check_size(archive, sum(member.size for member in members))
+            due, done = every(), 0
+            for number, member in enumerate(members, start=1):
+                tf.extract(member, target, filter="data")
+                done += member.size
+                _log_progress(archive, due, number, len(members), done, total)
             return sum(1 for member in members if member.isfile())
+
+
+def _log_progress(archive: Path, due, number: int, count: int, done: int, total: int) -> None:
+    """A line at most every 15 s (musicrec.progress.every): a big archive takes minutes."""
+    if due() or number == count:
+        log.info("extracting %s: %d of %d entries, %.0f of %.0f MB", archive.name, number, count, done / 1e6, total / 1e6)

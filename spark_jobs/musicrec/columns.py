@@ -15,5 +15,5 @@ PREDICTION = "prediction"
 REJECT_REASON = "reason"
 RAW_LINE = "raw"
 
-# The published CSV, in order.
-RECOMMENDATION_COLUMNS = (USER_ID, "rank", ITEM_ID, TITLE, "predicted_rating")
+# The published CSV, in order. `artist` is empty where the dataset names none (MovieLens).
+RECOMMENDATION_COLUMNS = (USER_ID, "rank", ITEM_ID, TITLE, ARTIST, "predicted_rating")

@@ -4,7 +4,10 @@ Explicit ratings: RMSE and MAE of the model and of its own bias baseline on the 
 and ranking metrics at k where a held-out song is relevant when its rating reaches
 RELEVANT_SHARE_OF_SCALE of the top of the dataset's rating scale. Implicit play counts: every
 held-out play is relevant. Ranking metrics compare the model with the popularity baseline, over
-the held-out users the model has factors for (cold-start users are dropped for both).
+the held-out users the model has factors for (cold-start users are dropped for both), together
+with catalogue coverage (distinct songs recommended / songs in training) and popular_share (the
+share of recommendations that go to the 10% most played songs): a model can score well by
+recommending the hits to everyone, and these two show it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from musicrec.metrics import ranking_metrics, rating_errors_of
 
 EXPLICIT = "explicit"
 RELEVANT_SHARE_OF_SCALE = 0.8  # explicit: a held-out rating >= 80% of the top of the scale is relevant
+POPULAR_SHARE = 0.1  # "popular songs": the 10% most played in training (popular_share)
 
 
 def relevance_threshold(rating_max: float | None, train_max: float | None) -> tuple[float, str]:
@@ -43,24 +47,108 @@ def headline_of(feedback: str, k: int) -> tuple[str, str]:
     return ("rmse", "bias_baseline") if feedback == EXPLICIT else (f"ndcg_at_{k}", "popularity_baseline")
 
 
-def evaluate_model(model, train, test, feedback: str, k: int, rating_max: float | None = None) -> dict:
-    """Every metric of the evaluate step, as written to metrics.json."""
+def evaluate_model(model, train, test, feedback: str, k: int, rating_max: float | None = None, details: bool = False) -> dict:
+    """Every metric of the evaluate step, as written to metrics.json.
+
+    With `details`, also "_plots": small plain-Python samples for the report (musicrec.report).
+    """
     from pyspark.sql import functions as F
 
     from musicrec.recommend import popular_unseen, top_n_unseen
 
     metrics: dict = {"feedback": feedback, "k": k}
     threshold = None
+    scored = None
     if feedback == EXPLICIT:
         # The baseline is the model's own bias terms, scored on the same rows (cold-start dropped).
-        scored = model.predict_baseline(model.predict(test), "baseline_prediction")
+        scored = model.predict_baseline(model.predict(test), "baseline_prediction").cache()
         metrics.update(rating_errors_of(scored, {"model": C.PREDICTION, "bias_baseline": "baseline_prediction"}))
         train_max = None if rating_max is not None else train.agg(F.max(C.RATING)).first()[0]
         threshold, basis = relevance_threshold(rating_max, train_max)
         metrics["relevance"] = {"threshold": threshold, "based_on": basis}
     relevant = relevant_rows(test, feedback, threshold)
     relevant = relevant.join(model.als.userFactors.selectExpr(f"id AS {C.USER_INDEX}"), C.USER_INDEX).cache()
-    metrics["model"] = {**metrics.get("model", {}), **ranking_metrics(top_n_unseen(model, train, k, users=relevant), relevant, k)}
-    metrics["popularity_baseline"] = ranking_metrics(popular_unseen(train, train, relevant, k), relevant, k)
-    relevant.unpersist()
+    popularity = song_popularity(train).cache()
+    recommended = top_n_unseen(model, train, k, users=relevant).cache()
+    popular = popular_unseen(train, train, relevant, k).cache()
+    for name, lists in (("model", recommended), ("popularity_baseline", popular)):
+        metrics[name] = {**metrics.get(name, {}), **ranking_metrics(lists, relevant, k), **diversity(lists, popularity)}
+    if details:
+        metrics["_plots"] = plot_samples(scored, recommended, relevant, popularity, k)
+    for frame in (relevant, popularity, recommended, popular, scored):
+        if frame is not None:
+            frame.unpersist()
     return metrics
+
+
+def validation_score(model, fit_split, validation, feedback: str, k: int, rating_max: float | None = None) -> float:
+    """The headline metric alone (RMSE, or NDCG@k for play counts): what tuning compares."""
+    from musicrec.recommend import top_n_unseen
+
+    if feedback == EXPLICIT:
+        return rating_errors_of(model.predict(validation), {"model": C.PREDICTION})["model"]["rmse"]
+    relevant = validation.join(model.als.userFactors.selectExpr(f"id AS {C.USER_INDEX}"), C.USER_INDEX)
+    return ranking_metrics(top_n_unseen(model, fit_split, k, users=relevant), relevant, k)[f"ndcg_at_{k}"]
+
+
+def song_popularity(train):
+    """item_index, plays (training interactions), popular: the song is in the top POPULAR_SHARE."""
+    import math
+
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    counts = train.groupBy(C.ITEM_INDEX).agg(F.count("*").alias("plays"))
+    songs = counts.count()
+    top = max(1, math.ceil(POPULAR_SHARE * songs))
+    place = F.row_number().over(Window.orderBy(F.col("plays").desc(), C.ITEM_INDEX))
+    return counts.withColumn("popular", place <= top).withColumn("catalogue", F.lit(songs))
+
+
+def diversity(recommended, popularity) -> dict[str, float]:
+    """coverage: distinct songs recommended / songs in the training catalogue; popular_share:
+    the share of recommendations that go to the POPULAR_SHARE most played songs."""
+    from pyspark.sql import functions as F
+
+    joined = recommended.join(popularity, C.ITEM_INDEX, "left")
+    row = joined.agg(
+        F.countDistinct(C.ITEM_INDEX).alias("songs"), F.count("*").alias("rows"),
+        F.sum(F.col("popular").cast("int")).alias("popular"),
+    ).first()
+    catalogue = popularity.count()
+    rows = row["rows"] or 0
+    return {
+        "coverage": (row["songs"] / catalogue) if catalogue else 0.0,
+        "popular_share": (row["popular"] or 0) / rows if rows else 0.0,
+    }
+
+
+PLOT_POINTS = 5000  # points per scatter in the report: enough to see the shape, small in HTML
+
+
+def plot_samples(scored, recommended, relevant, popularity, k: int) -> dict:
+    """What the report plots, as plain lists (at most PLOT_POINTS each, a fixed sample)."""
+    from pyspark.sql import functions as F
+
+    plots: dict = {}
+    if scored is not None:
+        pairs = scored.select(C.RATING, C.PREDICTION).orderBy(F.xxhash64(C.USER_INDEX, C.ITEM_INDEX)).limit(PLOT_POINTS)
+        plots["predicted_vs_actual"] = [[float(r[0]), float(r[1])] for r in pairs.collect()]
+    else:
+        truth = relevant.groupBy(C.USER_INDEX).agg(F.collect_set(C.ITEM_INDEX).alias("truth"))
+        lists = recommended.groupBy(C.USER_INDEX).agg(F.sort_array(F.collect_list(F.struct("rank", C.ITEM_INDEX))).alias("top"))
+        users = truth.join(lists, C.USER_INDEX, "left").orderBy(F.xxhash64(C.USER_INDEX)).limit(PLOT_POINTS).collect()
+        plots["user_ndcg"] = [user_ndcg([t[C.ITEM_INDEX] for t in (r["top"] or [])], set(r["truth"]), k) for r in users]
+    counts = recommended.groupBy(C.ITEM_INDEX).agg(F.count("*").alias("times"))
+    songs = popularity.join(counts, C.ITEM_INDEX, "left").orderBy(F.xxhash64(C.ITEM_INDEX)).limit(PLOT_POINTS)
+    plots["popularity_vs_recommended"] = [[int(r["plays"]), int(r["times"] or 0)] for r in songs.collect()]
+    return plots
+
+
+def user_ndcg(ranked: list, relevant: set, k: int) -> float:
+    """NDCG@k of one user's list with binary relevance (the definition RankingEvaluator uses)."""
+    import math
+
+    gain = sum(1.0 / math.log2(place + 2) for place, item in enumerate(ranked[:k]) if item in relevant)
+    ideal = sum(1.0 / math.log2(place + 2) for place in range(min(len(relevant), k)))
+    return gain / ideal if ideal else 0.0

@@ -47,6 +47,27 @@ def _aware_date(text: str) -> str:
     return when.isoformat()
 
 
+def flag(text: str) -> bool:
+    """A boolean argument; Airflow renders a boolean param as "True" or "False"."""
+    value = text.strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise argparse.ArgumentTypeError(f"not a boolean: {text!r}")
+    return value in ("true", "1", "yes")
+
+
+def json_object(text: str) -> dict:
+    """A JSON object argument (an upstream task's whole result, rendered with `tojson`)."""
+    import json
+
+    try:
+        value = json.loads(text or "{}")
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"not JSON ({error}): {text[:80]!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"not a JSON object: {text[:80]!r}")
+    return value
+
+
 def run(step: str, parser: argparse.ArgumentParser, work: Callable[[argparse.Namespace], dict[str, Any]]) -> None:
     """Parse the command line, run `work`, write its result, exit with a meaningful code."""
     started = time.perf_counter()

@@ -29,8 +29,12 @@ def rating_errors_of(predictions, prediction_cols: dict[str, str]) -> dict[str, 
         err = F.col(column) - F.col(C.RATING)
         aggregates += [F.sqrt(F.avg(err * err)).alias(f"{name}_rmse"), F.avg(F.abs(err)).alias(f"{name}_mae")]
     row = predictions.agg(*aggregates).first()
+
+    def number(value):  # no rows: NaN, not a crash (the gate refuses a NaN score)
+        return float("nan") if value is None else float(value)
+
     return {
-        name: {"rmse": float(row[f"{name}_rmse"]), "mae": float(row[f"{name}_mae"]), "rows": int(row["n"])}
+        name: {"rmse": number(row[f"{name}_rmse"]), "mae": number(row[f"{name}_mae"]), "rows": int(row["n"])}
         for name in prediction_cols
     }
 

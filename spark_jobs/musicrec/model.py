@@ -16,6 +16,7 @@ from pathlib import Path
 from musicrec import columns as C
 from musicrec.errors import PipelineError
 from musicrec.metrics import bias_baseline
+from musicrec.progress import expect_als
 
 EXPLICIT, IMPLICIT = "explicit", "implicit"
 USER_BIAS, ITEM_BIAS = "b_u", "b_i"
@@ -93,6 +94,12 @@ class RecommenderModel:
             C.ITEM_INDEX, "features", F.coalesce(ITEM_BIAS, F.lit(0.0)).alias("offset")
         )
 
+    def unpersist(self) -> None:
+        """Free the cached biases (tuning fits many models in one session)."""
+        for frame in (self.user_bias, self.item_bias):
+            if frame is not None:
+                frame.unpersist()
+
     def save(self, path: Path) -> None:
         path = Path(path)
         self.als.write().overwrite().save(str(path / "als"))
@@ -118,14 +125,6 @@ def load(spark, path) -> RecommenderModel:
     return model
 
 
-def random_split(interactions, test_fraction: float, seed: int):
-    """Random train/test split of the interactions."""
-    if not 0.0 < test_fraction < 1.0:
-        raise PipelineError(f"test_fraction must be between 0 and 1 (exclusive), got {test_fraction}")
-    train, test = interactions.randomSplit([1.0 - test_fraction, test_fraction], seed=seed)
-    return train, test
-
-
 def fit(train, params: AlsParams, checkpoint_dir: str) -> RecommenderModel:
     """Fit the model on `train` (user_index, item_index, rating)."""
     from pyspark.ml.recommendation import ALS
@@ -148,10 +147,12 @@ def fit(train, params: AlsParams, checkpoint_dir: str) -> RecommenderModel:
     if params.feedback == IMPLICIT:
         # Raw play counts span 1 to 10^5: the log keeps a few obsessive listeners from
         # dominating (Hu, Koren & Volinsky 2008, eq. 6 with epsilon = 1).
+        expect_als(params.max_iter)  # the progress lines count its iterations
         return RecommenderModel(als.fit(train.withColumn("_target", F.log1p(C.RATING))), params)
     mu, user_bias, item_bias = bias_baseline(train)
     user_bias, item_bias = user_bias.cache(), item_bias.cache()
     model = RecommenderModel(None, params, mu, user_bias, item_bias)
     residuals = model.predict_baseline(train, "_baseline").withColumn("_target", F.col(C.RATING) - F.col("_baseline"))
+    expect_als(params.max_iter)  # after the biases' jobs: count only ALS's
     model.als = als.fit(residuals)
     return model

@@ -1,15 +1,28 @@
 """Validate raw interactions, count and keep every rejected row with its reason, index the IDs.
 
 Rules, in order (a row gets the first reason that applies):
-  malformed_line       the line does not split into the declared fields
+  malformed_line       the line does not split into the declared fields (or is not valid JSON)
   missing_field        user, song or value is empty
   undecodable_text     user or song ID holds text that did not decode (U+FFFD)
-  non_numeric_value    value or timestamp is not a finite number
+  non_numeric_value    value is not a finite number, or the timestamp is none of the forms below
   rating_out_of_range  explicit rating outside the dataset's scale
   non_positive_count   implicit play count <= 0
-  duplicate            the same user and song again: the latest by timestamp is kept (without
-                       timestamps, or on equal ones: the highest value)
+  duplicate            explicit ratings only: the same user and song again: the latest by timestamp
+                       is kept (without timestamps, or on equal ones: the highest value)
   unknown_song         the song has no title in the items file
+Play counts (implicit feedback) are never duplicates: a listen log repeats a song once per play,
+so every kept row of one user and song is summed into one interaction (rating = the sum of the
+values, timestamp = the latest known one). `rows_kept` still counts rows (rows_read = rows_kept +
+rows rejected); `plays_aggregated` counts the kept rows summed into another one.
+
+Timestamps may be epoch seconds, epoch milliseconds or ISO 8601; all become epoch seconds (bigint,
+fractions of a second dropped):
+  a number below 1e11 is seconds, from 1e11 on milliseconds: 1e11 seconds is the year 5138, and
+  1e11 milliseconds is March 1973, before any digital listening log (older millisecond stamps
+  would be misread as seconds)
+  text starting with a date, YYYY-MM-DD, is ISO 8601: "2026-03-01T12:00:00Z",
+  "2026-03-01 12:00:00+02:00", "2026-03-01T12:00:00.123Z"; without an offset it is in the
+  session time zone (UTC, see spark_config). Time-only text is rejected: Spark would date it today.
 An ID listed twice in the items file keeps its lexicographically smallest title.
 Users with a single interaction are kept (ALS learns them; the random split may move their only
 row to the test set, and then they are dropped as cold-start users at evaluation). Songs that
@@ -24,22 +37,31 @@ from musicrec import columns as C
 from musicrec.errors import PipelineError
 
 REASON = C.REJECT_REASON
-MIN_ROWS = 10  # fewer usable rows than this cannot be split, trained and evaluated
+MIN_ROWS = 10  # fewer usable interactions than this cannot be split, trained and evaluated
 UNDECODABLE = "\ufffd"
+MILLISECONDS_FROM = 1e11  # an epoch number this large is milliseconds (see the module docstring)
+ISO_DATE_START = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+REPEATED_PLAY = "repeated_play"  # a kept play-count row summed into another row of its user and song
 
 
 @dataclass
 class Prepared:
-    interactions: object  # DataFrame: user_id, song_id, user_index, item_index, rating, timestamp
+    interactions: object  # DataFrame, one row per user and song: user_id, song_id, rating, timestamp
     items: object  # DataFrame: song_id, title, artist
     rejects: object  # DataFrame: raw fields + reason
     rows_read: int
-    rows_kept: int
+    rows_kept: int  # rows that passed validation, before repeated plays are summed
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    plays_aggregated: int = 0  # kept rows summed into another (implicit feedback only)
 
     @property
     def rows_rejected(self) -> int:
         return sum(self.rejected_by_reason.values())
+
+    @property
+    def interactions_kept(self) -> int:
+        """Rows of `interactions`: what the split, training and evaluation get."""
+        return self.rows_kept - self.plays_aggregated
 
 
 def clean_items(raw_items):
@@ -57,20 +79,29 @@ def clean_items(raw_items):
     return items.groupBy(C.ITEM_ID).agg(first).select(C.ITEM_ID, f"_first.{C.TITLE}", f"_first.{C.ARTIST}")
 
 
-def label_rows(raw, items, feedback: str, rating_range: tuple[float, float] | None):
-    """Return `raw` with typed columns and a `reason` column: null for a row to keep."""
-    from pyspark.sql import Window
+def epoch_seconds(text):
+    """Seconds since the epoch from a timestamp string column, or null when it is none of the
+    accepted forms: epoch seconds, epoch milliseconds, ISO 8601 (see the module docstring)."""
     from pyspark.sql import functions as F
 
-    value = F.expr("try_cast(rating_text AS DOUBLE)")
-    stamp = F.expr("try_cast(timestamp_text AS BIGINT)")
+    number = F.col(text).try_cast("double")
+    seconds = F.when(number >= MILLISECONDS_FROM, number / 1000).otherwise(number)
+    dated = F.when(F.col(text).rlike(ISO_DATE_START), F.unix_seconds(F.try_to_timestamp(F.col(text))))
+    return F.coalesce(seconds.try_cast("bigint"), dated)  # NaN, infinities, overflow: null
+
+
+def label_rows(raw, items, feedback: str, rating_range: tuple[float, float] | None):
+    """Return `raw` with typed columns, a `reason` column (null for a row to keep) and
+    REPEATED_PLAY (true for a kept play-count row that `sum_repeated_plays` folds into another)."""
+    from pyspark.sql import functions as F
+
     typed = raw.select(
         F.trim(C.USER_ID).alias(C.USER_ID),
         F.trim(C.ITEM_ID).alias(C.ITEM_ID),
         F.trim(C.RATING).alias("rating_text"),
         F.trim(C.TIMESTAMP).alias("timestamp_text"),
         C.RAW_LINE,
-    ).select("*", value.alias(C.RATING), stamp.alias(C.TIMESTAMP))
+    ).select("*", F.col("rating_text").try_cast("double").alias(C.RATING), epoch_seconds("timestamp_text").alias(C.TIMESTAMP))
 
     def empty(name):
         return F.col(name).isNull() | (F.col(name) == "")
@@ -90,19 +121,39 @@ def label_rows(raw, items, feedback: str, rating_range: tuple[float, float] | No
         .when(non_positive, "non_positive_count")
     )
     checked = typed.withColumn(REASON, first_reason)
+    passed = _label_repeats_and_unknown_songs(checked.filter(F.col(REASON).isNull()), items, feedback)
+    rejected = checked.filter(F.col(REASON).isNotNull()).withColumn(REPEATED_PLAY, F.lit(False))
+    return rejected.unionByName(passed)
+
+
+def _label_repeats_and_unknown_songs(passed, items, feedback: str):
+    """Rows that passed the per-row checks: `duplicate` for all but the latest explicit rating of
+    a user and song, `unknown_song` for songs without a title; repeated plays stay (REPEATED_PLAY)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
 
     latest_first = Window.partitionBy(C.USER_ID, C.ITEM_ID).orderBy(
         F.col(C.TIMESTAMP).desc_nulls_last(), F.col(C.RATING).desc()
     )
+    repeated = F.col("_order") > 1
+    is_duplicate = repeated if feedback == "explicit" else F.lit(False)
     known = items.select(C.ITEM_ID, F.lit(True).alias("_known"))
-    passed = (
-        checked.filter(F.col(REASON).isNull())
-        .withColumn("_order", F.row_number().over(latest_first))
+    return (
+        passed.withColumn("_order", F.row_number().over(latest_first))
         .join(known, C.ITEM_ID, "left")
-        .withColumn(REASON, F.when(F.col("_order") > 1, "duplicate").when(F.col("_known").isNull(), "unknown_song"))
+        .withColumn(REASON, F.when(is_duplicate, "duplicate").when(F.col("_known").isNull(), "unknown_song"))
+        .withColumn(REPEATED_PLAY, F.col(REASON).isNull() & repeated & ~is_duplicate)
         .drop("_order", "_known")
     )
-    return checked.filter(F.col(REASON).isNotNull()).unionByName(passed)
+
+
+def sum_repeated_plays(kept):
+    """One row per user and song: the plays summed, the latest known timestamp."""
+    from pyspark.sql import functions as F
+
+    return kept.groupBy(C.USER_ID, C.ITEM_ID).agg(
+        F.sum(C.RATING).alias(C.RATING), F.max(C.TIMESTAMP).alias(C.TIMESTAMP)
+    )
 
 
 def add_indices(interactions):
@@ -130,7 +181,8 @@ def add_indices(interactions):
 
 
 def prepare(raw, raw_items, feedback: str, rating_range) -> Prepared:
-    """Label every row, count rejects by reason; `interactions` are the kept rows, not yet indexed.
+    """Label every row, count rejects by reason; `interactions` are the kept rows, one per user
+    and song (repeated plays summed), not yet indexed.
 
     The caller writes the rejects, calls `check_usable`, then `add_indices`.
     """
@@ -138,9 +190,15 @@ def prepare(raw, raw_items, feedback: str, rating_range) -> Prepared:
 
     items = clean_items(raw_items).cache()
     labeled = label_rows(raw, items, feedback, rating_range).cache()
-    counts = {row[REASON]: row["count"] for row in labeled.groupBy(REASON).count().collect()}
+    tallies = labeled.groupBy(REASON).agg(
+        F.count("*").alias("rows"), F.sum(F.col(REPEATED_PLAY).cast("int")).alias("repeated")
+    ).collect()
+    counts = {row[REASON]: row["rows"] for row in tallies}
+    plays_aggregated = sum(row["repeated"] for row in tallies)  # only kept rows can be repeats
     rows_kept = counts.pop(None, 0)
     kept = labeled.filter(F.col(REASON).isNull()).select(C.USER_ID, C.ITEM_ID, C.RATING, C.TIMESTAMP)
+    if feedback == "implicit":
+        kept = sum_repeated_plays(kept)
     rejects = labeled.filter(F.col(REASON).isNotNull()).select(
         C.USER_ID,
         C.ITEM_ID,
@@ -150,7 +208,7 @@ def prepare(raw, raw_items, feedback: str, rating_range) -> Prepared:
         REASON,
     )
     rows_read = rows_kept + sum(counts.values())
-    return Prepared(kept, items, rejects, rows_read, rows_kept, dict(sorted(counts.items())))
+    return Prepared(kept, items, rejects, rows_read, rows_kept, dict(sorted(counts.items())), plays_aggregated)
 
 
 def check_usable(prepared: Prepared, max_reject_share: float, source: str) -> None:
@@ -164,8 +222,10 @@ def check_usable(prepared: Prepared, max_reject_share: float, source: str) -> No
             f"over the max_reject_share of {max_reject_share:.1%} (by reason: {reasons}). The rejected rows "
             "are in the run's preprocess_rejects table; fix the data or raise max_reject_share."
         )
-    if prepared.rows_kept < MIN_ROWS:
+    if prepared.interactions_kept < MIN_ROWS:
+        summed = f", {prepared.plays_aggregated} repeated plays summed into others" if prepared.plays_aggregated else ""
         raise PipelineError(
             f"{source}: only {prepared.rows_kept} of {prepared.rows_read} rows are usable (rejected by "
-            f"reason: {reasons}); at least {MIN_ROWS} are needed to split, train and evaluate"
+            f"reason: {reasons}{summed}), giving {prepared.interactions_kept} user-song interactions; "
+            f"at least {MIN_ROWS} are needed to split, train and evaluate"
         )

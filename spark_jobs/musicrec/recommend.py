@@ -109,7 +109,8 @@ def _best_positions(scores, keep: int):
 
 
 def with_original_ids(top, interactions, items):
-    """Replace indices by the dataset's own IDs and add titles: the CSV's columns, in order."""
+    """Replace indices by the dataset's own IDs and add titles and artists: the CSV's columns, in
+    order (C.RECOMMENDATION_COLUMNS). A song without metadata gets a null title and artist."""
     from pyspark.sql import functions as F
 
     users = interactions.select(C.USER_ID, C.USER_INDEX).distinct()
@@ -117,12 +118,13 @@ def with_original_ids(top, interactions, items):
     return (
         top.join(users, C.USER_INDEX)
         .join(songs, C.ITEM_INDEX)
-        .join(items.select(C.ITEM_ID, C.TITLE), C.ITEM_ID, "left")
+        .join(items.select(C.ITEM_ID, C.TITLE, C.ARTIST), C.ITEM_ID, "left")
         .select(
             C.USER_ID,
             F.col(RANK).alias("rank"),
             C.ITEM_ID,
             C.TITLE,
+            C.ARTIST,
             F.round(F.col(SCORE), 4).alias("predicted_rating"),
         )
     )

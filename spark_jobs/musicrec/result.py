@@ -29,8 +29,14 @@ STEP_OUTPUTS: dict[str, tuple[str, ...]] = {
         "users",
         "songs",
     ),
-    "train": ("model_path", "train_path", "test_path", "feedback", "train_rows", "test_rows"),
-    "evaluate": ("metrics_path", "feedback", "headline_metric", "model_score", "baseline_score"),
+    "train": (
+        "model_path", "eval_model_path", "train_path", "test_path", "feedback", "split", "params", "tuning",
+        "train_rows", "test_rows",
+    ),
+    "evaluate": (
+        "metrics_path", "report_path", "feedback", "headline_metric", "model_score", "baseline_score", "gate",
+        "dataset_key", "champion_record",
+    ),
     "recommend": (
         "csv_path",
         "published",

@@ -60,4 +60,7 @@ def get_spark(app_name: str):
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     startup_seconds += time.perf_counter() - started
+    from musicrec.progress import report_until_exit
+
+    report_until_exit(spark, app_name.removeprefix("musicrec-"))  # a line every 15 s in the task log
     return spark

@@ -40,7 +40,7 @@ def test_trigger_from_the_ui_with_a_changed_param(deployment, screenshots, snaps
     with open_browser() as page:
         login(page, api.base_url, api.username, api.password)
         titles, run_id = trigger_with_params(
-            page, api.base_url, DAG_ID, {"top_n": TOP_N, "dataset_url": f"{base}/small.zip"},
+            page, api.base_url, DAG_ID, {"top_n": TOP_N, "dataset_url": f"{base}/ui-small.zip"},
             str(screenshots / "trigger-form.png"),
             expect_titles=["Dataset URL", "Songs per user", "ALS rank"],
         )
@@ -54,7 +54,7 @@ def test_trigger_from_the_ui_with_a_changed_param(deployment, screenshots, snaps
             page, api.base_url, DAG_ID, run_id, timeout_s=120, screenshot_path=str(screenshots / "grid.png"),
         )
     conf = api.run(run_id)["conf"]
-    assert conf["top_n"] == TOP_N and conf["dataset_url"] == f"{base}/small.zip"  # the form's values reached the run
+    assert conf["top_n"] == TOP_N and conf["dataset_url"] == f"{base}/ui-small.zip"  # the form's values reached the run
     recommend = api.xcom(run_id, "recommend")
     with open(recommend["csv_path"], newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))

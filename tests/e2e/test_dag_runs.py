@@ -67,7 +67,7 @@ def test_every_xcom_path_exists(sample_run):
 
 def test_csv_has_top_n_unseen_songs_for_every_trained_user(spark, sample_run):
     rows = read_csv(sample_run["recommend"]["published_csv_path"])
-    assert list(rows[0]) == ["user_id", "rank", "song_id", "title", "predicted_rating"]
+    assert list(rows[0]) == ["user_id", "rank", "song_id", "title", "artist", "predicted_rating"]
     train_users = {r["user_id"] for r in spark.read.parquet(sample_run["train"]["train_path"]).select("user_id").distinct().collect()}
     by_user: dict[str, list[dict]] = {}
     for row in rows:
@@ -91,6 +91,59 @@ def test_model_beats_bias_baseline_on_sample(sample_run):
     assert sample_run["preprocess"]["rows_kept"] == sample_run["preprocess"]["rows_read"] > 50_000
 
 
+def test_report_and_metrics_describe_the_run(sample_run):
+    import base64
+    import re
+
+    evaluation, training = sample_run["evaluate"], sample_run["train"]
+    assert training["split"] == {"kind": "stratified", "test_fraction": 0.2, "seed": 42}
+    assert training["refit"] is True and training["model_path"] != training["eval_model_path"]
+    assert sample_run["recommend"]["users"] == sample_run["preprocess"]["users"]  # the refit knows every user
+    metrics = json.loads(Path(evaluation["metrics_path"]).read_text())
+    assert "refitted on every interaction" in metrics["estimates"]
+    for name in ("model", "popularity_baseline"):
+        assert 0 < metrics[name]["coverage"] <= 1 and 0 <= metrics[name]["popular_share"] <= 1
+    assert metrics["popularity_baseline"]["popular_share"] > metrics["model"]["popular_share"]
+    html = Path(evaluation["report_path"]).read_text(encoding="utf-8")
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    assert len(images) >= 4 and all(base64.b64decode(image).startswith(b"\x89PNG") for image in images)
+    assert sample_run["download"]["source_url"] in html and evaluation["gate"]["decision"] in html
+
+
+def test_nightly_sequence_never_publishes_a_worse_model(airflow_db, sample_run, data_root):
+    """Night 2 is sabotaged (rank 1, one iteration): the gate refuses it at evaluate, and the
+    published CSV and the champion stay byte for byte. Night 3 forces the same model through."""
+    from musicrec import champion, history
+
+    published_csv = data_root / "published" / "recommended_songs.csv"
+    key = sample_run["evaluate"]["dataset_key"]
+    champion_file = Path(champion.read(data_root, key)["path"]) / champion.RECORD
+    csv_before, champion_before = published_csv.read_bytes(), champion_file.read_bytes()
+
+    sabotage = {"top_n": TOP_N, "rank": 1, "max_iter": 1}
+    state, states, xcoms = run_dag(sabotage)
+    assert state == "failed" and states["evaluate"][0] == "failed" and states["recommend"][0] == "upstream_failed"
+    assert states["evaluate"][2] == 1  # a refusal is not retried
+    assert published_csv.read_bytes() == csv_before and champion_file.read_bytes() == champion_before
+    refused = history.runs(data_root, key)[-1]
+    assert refused["status"] == "refused" and refused["published"] is None
+    assert refused["champion_score"] == pytest.approx(sample_run["evaluate"]["model_score"], rel=1e-6)
+    assert "worse than the champion" in " ".join(refused["details"]["gate"]["reasons"])
+    report = run_dir_of(xcoms) / "evaluate" / "report.html"  # a refused run has no evaluate XCom
+    assert "refused" in report.read_text(encoding="utf-8")
+
+    state, states, xcoms = run_dag({**sabotage, "force_promote": True})
+    assert state == "success", states
+    assert xcoms["evaluate"]["gate"]["decision"] == "forced"
+    assert published_csv.read_bytes() != csv_before
+    assert champion.read(data_root, key)["run_id"] == xcoms["recommend"]["published_run_id"]
+    assert history.runs(data_root, key)[-1]["published"] == 1
+
+
+def run_dir_of(xcoms):
+    return Path(xcoms["extract"]["dataset_dir"]).parent
+
+
 def test_failed_run_keeps_published_csv_and_model(airflow_db, sample_run, http_server, tmp_path):
     published_csv = Path(sample_run["recommend"]["published_csv_path"])
     published_model = Path(sample_run["recommend"]["published_model_path"])
@@ -102,6 +155,10 @@ def test_failed_run_keeps_published_csv_and_model(airflow_db, sample_run, http_s
     assert state == "failed"
     assert states["download"][0] == "failed" and states["recommend"][0] != "success"
     assert states["download"][2] == 1  # a 404 is bad input: failed at once, not retried
+    from musicrec import history
+
+    failed = [row for row in history.runs(Path(os.environ["MUSICREC_DATA_ROOT"])) if row["failed_step"] == "download"]
+    assert failed and "404" in failed[-1]["error"]  # the history keeps failed runs
     assert published_csv.read_bytes() == csv_before
     assert os.readlink(published_model.parent / "current") == model_before
     assert {p: p.read_bytes() for p in published_model.resolve().rglob("*") if p.is_file()} == model_files_before
@@ -147,6 +204,9 @@ def test_generic_format_through_the_dag(airflow_db, tmp_path):
     assert xcoms["preprocess"]["rows_kept"] == len(plays) - 1 - xcoms["preprocess"]["rows_rejected"]
     rows = read_csv(xcoms["recommend"]["csv_path"])
     assert rows and all(r["user_id"].startswith("u") and r["title"] == f"Track {r['song_id'][1:]}" for r in rows)
+    # Another dataset than the sample's: its first run needs no force.
+    assert xcoms["evaluate"]["gate"]["decision"] == "promoted"
+    assert "first run of dataset" in xcoms["evaluate"]["gate"]["reasons"][0]
 
 
 def test_ml_latest_small_over_http_reaches_target_rmse(airflow_db, http_server):

@@ -116,10 +116,10 @@ def test_disk_and_permission_errors_are_retryable_not_corrupt(tmp_path, monkeypa
     entries = {"data/ratings.csv": b"a,b\n1,2\n"}
     archive = make_zip(tmp_path / "d.zip", entries) if kind == "zip" else make_tgz(tmp_path / "d.tar.gz", entries)
 
-    def fail(self, path, *args, **kwargs):
+    def fail(self, member, path, *args, **kwargs):  # extraction is member by member (progress lines)
         raise OSError(code, os.strerror(code), str(path))
 
-    monkeypatch.setattr(zipfile.ZipFile if kind == "zip" else tarfile.TarFile, "extractall", fail)
+    monkeypatch.setattr(zipfile.ZipFile if kind == "zip" else tarfile.TarFile, "extract", fail)
     with pytest.raises(TransientError, match=f"{words}.*not of the archive") as error:
         extract(archive, tmp_path / "out")
     assert "corrupt" not in str(error.value)

@@ -13,7 +13,8 @@ import pytest
 from musicrec import columns as C
 from musicrec.errors import PipelineError
 from musicrec.evaluation import evaluate_model, headline_of, relevance_threshold, relevant_rows
-from musicrec.model import AlsParams, RecommenderModel, fit, random_split
+from musicrec.model import AlsParams, RecommenderModel, fit
+from support import FixedFactors
 
 LOG2_3 = math.log2(3)
 
@@ -35,23 +36,6 @@ def test_relevant_rows_by_feedback(spark):
 def test_evaluate_job_reads_an_absent_rating_max_as_none():
     job = _job("evaluate")
     assert [job.optional_number(text) for text in ("", " ", "None", "null", "5", "4.5")] == [None, None, None, None, 5.0, 4.5]
-
-
-class FixedFactors:
-    """An ALSModel stand-in with hand-set factors (what RecommenderModel and evaluate use of it)."""
-
-    def __init__(self, spark, users: dict[int, list[float]], items: dict[int, list[float]]):
-        schema = "id int, features array<float>"
-        self.userFactors = spark.createDataFrame([(k, v) for k, v in users.items()], schema)
-        self.itemFactors = spark.createDataFrame([(k, v) for k, v in items.items()], schema)
-
-    def transform(self, frame):
-        from pyspark.sql import functions as F
-
-        users = self.userFactors.select(F.col("id").alias(C.USER_INDEX), F.col("features").alias("_uf"))
-        items = self.itemFactors.select(F.col("id").alias(C.ITEM_INDEX), F.col("features").alias("_if"))
-        dot = F.expr("aggregate(zip_with(_uf, _if, (x, y) -> x * y), 0D, (acc, v) -> acc + v)")
-        return frame.join(users, C.USER_INDEX).join(items, C.ITEM_INDEX).withColumn(C.PREDICTION, dot.cast("float")).drop("_uf", "_if")
 
 
 @pytest.fixture
@@ -77,10 +61,14 @@ def test_explicit_ranking_metrics_use_the_rating_scale(fixed_model):
         "precision_at_2": 0.5, "recall_at_2": 1.0, "ndcg_at_2": (1 / LOG2_3 + 1) / 2, "map_at_2": (0.5 + 1) / 2,
         "ranking_users": 2,
         "rmse": math.sqrt((1 + 3.5**2 + 1 + 0) / 4), "mae": (1 + 3.5 + 1 + 0) / 4, "rows": 4,  # predictions 2, 1, 3, 3
+        # Training has songs 0, 1, 3 (one row each); the top 10% (1 song, ties by index) is song 0.
+        # Recommended {0, 1, 2}: 3 of the 3 catalogue songs; song 0 is 1 of the 4 recommendations.
+        "coverage": 1.0, "popular_share": 0.25,
     })
     assert metrics["bias_baseline"] == pytest.approx({"rmse": math.sqrt((9 + 4.5**2 + 16 + 9) / 4), "mae": 14.5 / 4, "rows": 4})
     assert metrics["popularity_baseline"] == pytest.approx(
-        {"precision_at_2": 0.25, "recall_at_2": 0.5, "ndcg_at_2": 0.5, "map_at_2": 0.5, "ranking_users": 2}
+        {"precision_at_2": 0.25, "recall_at_2": 0.5, "ndcg_at_2": 0.5, "map_at_2": 0.5, "ranking_users": 2,
+         "coverage": 1.0, "popular_share": 0.25}  # {1, 3} and {0, 1}: song 0 once in 4
     )
 
 
@@ -107,7 +95,7 @@ def play_counts(spark):
 
 
 def test_implicit_fit_and_ranking_metrics(play_counts, tmp_path):
-    train, test = random_split(play_counts, 0.25, seed=3)
+    train, test = play_counts.randomSplit([0.75, 0.25], seed=3)
     train, test = train.cache(), test.cache()
     model = fit(train, AlsParams(rank=4, reg_param=0.1, max_iter=10, feedback="implicit", alpha=5.0), str(tmp_path / "ck"))
     assert model.user_bias is None and model.item_bias is None  # implicit: no bias terms

@@ -69,16 +69,15 @@ def test_lastfm_360k_sha_users_and_missing_mbids(spark, tmp_path):
     rows = [
         f"{SHA_USER}\t3bd73256-3905-4f3a-97e2-8b341527f805\tbetty blowtorch\t2137",
         f"{SHA_USER}\t\tdie Ärzte\t5",
-        f"{SHA_USER}\t\tDie Ärzte\t1099",  # same artist by name: a duplicate; no timestamps, so the most plays are kept
+        f"{SHA_USER}\t\tDie Ärzte\t1099",  # same artist by name: play counts, so summed with the 5
         "bad line without tabs",
     ]
     write(tmp_path / "lastfm-dataset-360K" / "usersha1-artmbid-artname-plays.tsv", "\n".join(rows) + "\n")
     fmt, prepared, kept, titles = run(spark, tmp_path)
     assert fmt.name == "lastfm-360k"
-    assert kept == {(SHA_USER, "3bd73256-3905-4f3a-97e2-8b341527f805"): 2137.0, (SHA_USER, "name:die ärzte"): 1099.0}
-    assert prepared.rejected_by_reason == {"duplicate": 1, "malformed_line": 1}
-    dropped = [(r[C.ITEM_ID], r[C.RATING]) for r in prepared.rejects.collect() if r[C.REJECT_REASON] == "duplicate"]
-    assert dropped == [("name:die ärzte", "5")]
+    assert kept == {(SHA_USER, "3bd73256-3905-4f3a-97e2-8b341527f805"): 2137.0, (SHA_USER, "name:die ärzte"): 1104.0}
+    assert prepared.rejected_by_reason == {"malformed_line": 1}
+    assert (prepared.rows_kept, prepared.plays_aggregated) == (3, 1)
     assert titles["3bd73256-3905-4f3a-97e2-8b341527f805"] == "betty blowtorch"
     assert titles["name:die ärzte"] == "Die Ärzte"  # of two spellings, the smallest ("D" < "d")
 
@@ -93,6 +92,19 @@ def test_generic_mapping_with_items_file(spark, tmp_path):
     assert kept == {("ana", "t-1"): 3.0, ("bo", "t-2"): 10.0}
     assert prepared.rejected_by_reason == {"unknown_song": 1}
     assert titles["t-2"] == "Second, Song"
+
+
+def test_generic_implicit_mapping_without_value_counts_each_row_as_one_play(spark, tmp_path):
+    write(tmp_path / "log.csv", "listener,track,ts\nana,t-1,100\nana,t-1,2026-03-01T12:00:00Z\nbo,t-2,\nana,t-1,50\n")
+    mapping = {"file": "log.csv", "user": "listener", "item": "track", "timestamp": "ts", "feedback": "implicit"}
+    fmt, prepared, kept, titles = run(spark, tmp_path, options=mapping)
+    assert kept == {("ana", "t-1"): 3.0, ("bo", "t-2"): 1.0}
+    latest = {r[C.ITEM_ID]: r[C.TIMESTAMP] for r in prepared.interactions.collect()}
+    assert latest == {"t-1": 1772366400, "t-2": None}
+    assert (prepared.rows_read, prepared.rows_kept, prepared.plays_aggregated, prepared.rejected_by_reason) == (4, 4, 2, {})
+    assert titles == {"t-1": "t-1", "t-2": "t-2"}  # no items file: a song is known by its ID
+    with pytest.raises(PipelineError, match=r"lacks \['value'\].*only with \"feedback\": \"implicit\""):
+        detect_format(tmp_path, None, {**mapping, "feedback": "explicit"})
 
 
 def test_generic_mapping_errors_name_the_problem(tmp_path, spark):
@@ -132,3 +144,54 @@ def test_generic_mapping_scale_is_parsed(tmp_path):
     mapping = {"file": "plays.csv", "user": "a", "item": "b", "value": "c", "rating_min": "0.5", "rating_max": 10}
     fmt, _ = detect_format(tmp_path, None, mapping)
     assert (fmt.feedback, fmt.rating_range) == ("explicit", (0.5, 10.0))
+
+
+def listen(user, track, artist, at=1700000000, top_msid=None, info=None, mapping=None):
+    """One ListenBrainz listen as a JSON line; absent keys are left out, as in the dumps."""
+    import json
+
+    metadata = {"artist_name": artist, "track_name": track, "release_name": "Dummy",
+                "additional_info": info or {}, **({"mbid_mapping": mapping} if mapping else {})}
+    line = {"user_name": user, "listened_at": at, "track_metadata": {k: v for k, v in metadata.items() if v is not None}}
+    return json.dumps({**line, **({"recording_msid": top_msid} if top_msid else {})})
+
+
+def test_listenbrainz_dump_ids_titles_and_bad_lines(spark, tmp_path):
+    dump = tmp_path / "listenbrainz-listens-dump-1" / "listens"
+    november = [
+        listen("rob", "Teardrop", "Massive Attack", top_msid="msid-1", info={"recording_mbid": "mbid-B"}, mapping={"recording_mbid": "mbid-A"}),
+        listen("rob", "Angel", "Massive Attack", top_msid="msid-2", info={"recording_mbid": "mbid-B", "recording_msid": "msid-x"}),
+        listen("rob", "Glory Box", "Portishead", top_msid="msid-3", info={"recording_msid": "msid-x"}),
+        listen("ana", "Sour Times", "Portishead", info={"recording_msid": "msid-4"}),
+        listen("ana", "Roads", "Portishead"),  # no ID at all: artist - track
+        '{"user_name": "rob", "listened_at": ',  # cut short: not JSON
+    ]
+    january = [
+        listen("ana", "roads", "PORTISHEAD", at="2023-11-14T22:13:21Z"),  # the same song, one second later
+        listen("ana", None, "Portishead"),  # no track
+        listen(None, "Roads", "Portishead"),  # no user
+    ]
+    write(dump / "2023" / "11.listens", "\n".join(november) + "\n")
+    write(dump / "2024" / "1.listens", "\n".join(january) + "\n")
+    write(tmp_path / "__MACOSX" / "listenbrainz-listens-dump-1" / "listens" / "2023" / "._11.listens", "\x00\x01 resource fork")
+    fmt, prepared, kept, titles = run(spark, tmp_path)
+    assert (fmt.name, fmt.feedback, detect_format(tmp_path)[1]) == ("listenbrainz", "implicit", dump)
+    assert kept == {("rob", "mbid-A"): 1.0, ("rob", "mbid-B"): 1.0, ("rob", "msid-3"): 1.0, ("ana", "msid-4"): 1.0,
+                    ("ana", "portishead - roads"): 2.0}
+    assert prepared.rejected_by_reason == {"malformed_line": 1, "missing_field": 2}
+    assert [r[C.RAW_LINE] for r in prepared.rejects.collect() if r[C.REJECT_REASON] == "malformed_line"] == [november[-1]]
+    assert prepared.interactions.filter(f"{C.ITEM_ID} = 'portishead - roads'").first()[C.TIMESTAMP] == 1700000001
+    songs = {r[C.ITEM_ID]: (r[C.TITLE], r[C.ARTIST]) for r in prepared.items.collect()}
+    assert songs == {"mbid-A": ("Teardrop", "Massive Attack"), "mbid-B": ("Angel", "Massive Attack"), "msid-3": ("Glory Box", "Portishead"),
+                     "msid-4": ("Sour Times", "Portishead"), "portishead - roads": ("Roads", "Portishead")}
+
+
+def test_listenbrainz_json_lines_are_recognised_by_their_first_line(tmp_path):
+    write(tmp_path / "export" / "listens" / "2024" / "01.jsonl", "\n" + listen("rob", "Roads", "Portishead") + "\n")
+    assert detect_format(tmp_path)[0].name == "listenbrainz"
+    others = tmp_path / "others"
+    write(others / "meta.json", '{"name": "not a listen", "listened_at": 1}\n')
+    write(others / "array.json", "[" + listen("rob", "Roads", "Portishead") + "]\n")
+    write(others / ".hidden" / "x.listens", listen("rob", "Roads", "Portishead") + "\n")
+    with pytest.raises(PipelineError, match="does not hold a known layout"):
+        detect_format(others)

@@ -58,8 +58,10 @@ def test_every_bad_row_is_counted_by_reason(spark, dataset_dir):
 
 
 def test_duplicates_keep_the_latest_rating(spark, dataset_dir):
-    kept = {(r[C.USER_ID], r[C.ITEM_ID]): r[C.RATING] for r in run_prepare(spark, dataset_dir).interactions.collect()}
+    rows = run_prepare(spark, dataset_dir).interactions.collect()
+    kept = {(r[C.USER_ID], r[C.ITEM_ID]): r[C.RATING] for r in rows}
     assert kept == {("1", "10"): 4.0, ("1", "11"): 3.5, ("2", "10"): 2.0, ("3", "12"): 4.5}
+    assert len(rows) == len(kept)  # one row per user and song: ratings are not summed
 
 
 def test_titles_with_commas_and_quotes_survive(spark, dataset_dir):
@@ -111,3 +113,68 @@ def test_an_item_id_listed_twice_keeps_its_smallest_title(spark, tmp_path):
     (folder / "songs.csv").write_text("songId,title,artist\n10,Zebra Song,Z\n11,Only,O\n10,Alpha Song,A\n 10 ,Middle Song,M\n")
     items = {r[C.ITEM_ID]: (r[C.TITLE], r[C.ARTIST]) for r in run_prepare(spark, tmp_path).items.collect()}
     assert items == {"10": ("Alpha Song", "A"), "11": ("Only", "O")}
+
+
+NOON = 1772366400  # 2026-03-01T12:00:00Z
+TIMESTAMPS = {  # user: timestamp as written; every accepted form means NOON
+    "secs": str(NOON),
+    "millis": str(NOON * 1000),
+    "iso-z": "2026-03-01T12:00:00Z",
+    "iso-offset": "2026-03-01 14:00:00+02:00",
+    "iso-fraction": "2026-03-01T12:00:00.123Z",
+    "secs-fraction": f"{NOON}.9",
+}
+
+
+def test_seconds_milliseconds_and_iso_timestamps_become_the_same_epoch_seconds(spark, tmp_path):
+    edges = {"below-1e11": "99999999999", "at-1e11": "100000000000"}  # year 5138 in seconds; 1973 in ms
+    garbage = {"time-only": "12:00:00", "words": "soon", "infinite": "Infinity"}
+    # Explicit duplicates are ordered by the normalised time: the later rating is in seconds, the
+    # earlier in milliseconds (a larger number); the other pair mixes ISO and seconds.
+    duplicates = [("dup-ms", "1.0", str(NOON + 1)), ("dup-ms", "5.0", str(NOON * 1000)),
+                  ("dup-iso", "2.0", "2026-03-01T12:00:01Z"), ("dup-iso", "3.0", str(NOON))]
+    rows = [(user, "4.0", ts) for user, ts in {**TIMESTAMPS, **edges, **garbage}.items()] + duplicates
+    (tmp_path / "ts").mkdir()
+    (tmp_path / "ts" / "ratings.csv").write_text("userId,songId,rating,timestamp\n" + "".join(f"{u},10,{r},{t}\n" for u, r, t in rows))
+    (tmp_path / "ts" / "songs.csv").write_text("songId,title,artist\n10,Song,Band\n")
+    prepared = run_prepare(spark, tmp_path)
+    kept = {r[C.USER_ID]: (r[C.RATING], r[C.TIMESTAMP]) for r in prepared.interactions.collect()}
+    assert {user: kept[user][1] for user in TIMESTAMPS} == dict.fromkeys(TIMESTAMPS, NOON)
+    assert (kept["below-1e11"][1], kept["at-1e11"][1]) == (99_999_999_999, 100_000_000)
+    assert (kept["dup-ms"], kept["dup-iso"]) == ((1.0, NOON + 1), (2.0, NOON + 1))
+    assert prepared.rejected_by_reason == {"duplicate": 2, "non_numeric_value": 3}
+    rejected = {r[C.USER_ID]: r[C.TIMESTAMP] for r in prepared.rejects.collect() if r[C.REJECT_REASON] == "non_numeric_value"}
+    assert rejected == garbage  # as written
+
+
+def raw_plays(spark, rows):
+    """Raw interactions as an adapter returns them: (user, song, value, timestamp) strings."""
+    schema = ", ".join(f"{name} string" for name in (C.USER_ID, C.ITEM_ID, C.RATING, C.TIMESTAMP, C.RAW_LINE))
+    return spark.createDataFrame([(*row, None) for row in rows], schema)
+
+
+def songs_frame(spark, ids):
+    return spark.createDataFrame([(i, f"Title {i}", None) for i in ids], f"{C.ITEM_ID} string, {C.TITLE} string, {C.ARTIST} string")
+
+
+def test_repeated_plays_are_summed_with_the_latest_timestamp(spark):
+    plays = [
+        ("ana", "s1", "2", "100"), ("ana", "s1", "3", ""), ("ana", "s1", "1", str(NOON * 1000)),  # 6 plays, latest NOON
+        ("ana", "s2", "4", ""),  # once, no timestamp
+        ("bo", "s1", "1", "50"), ("bo", "s1", "0", "60"),  # the 0 is rejected, not summed
+        ("bo", "s9", "1", "1"), ("bo", "s9", "2", "2"),  # unknown song: rejected row by row
+    ]
+    prepared = prepare(raw_plays(spark, plays), songs_frame(spark, ["s1", "s2"]), "implicit", None)
+    kept = {(r[C.USER_ID], r[C.ITEM_ID]): (r[C.RATING], r[C.TIMESTAMP]) for r in prepared.interactions.collect()}
+    assert kept == {("ana", "s1"): (6.0, NOON), ("ana", "s2"): (4.0, None), ("bo", "s1"): (1.0, 50)}
+    assert prepared.rejected_by_reason == {"non_positive_count": 1, "unknown_song": 2}
+    assert (prepared.rows_read, prepared.rows_kept, prepared.plays_aggregated, prepared.interactions_kept) == (8, 5, 2, 3)
+    assert prepared.rows_read == prepared.rows_kept + prepared.rows_rejected
+
+
+def test_many_plays_of_few_songs_are_too_few_interactions(spark):
+    plays = [("ana", f"s{i % 3}", "1", str(i)) for i in range(12)]  # 12 good rows, 3 user-song pairs
+    prepared = prepare(raw_plays(spark, plays), songs_frame(spark, ["s0", "s1", "s2"]), "implicit", None)
+    assert (prepared.rows_kept, prepared.plays_aggregated) == (12, 9)
+    with pytest.raises(PipelineError, match=r"9 repeated plays summed.*giving 3 user-song interactions; at least 10"):
+        check_usable(prepared, 0.0, "plays")

@@ -125,16 +125,18 @@ def test_popularity_baseline(spark, trained):
     assert top[top[C.USER_INDEX] == 0][C.ITEM_INDEX].tolist() == []  # user 0 has seen all three
 
 
-def test_csv_round_trips_awkward_titles(spark, tmp_path):
+def test_csv_round_trips_awkward_titles_and_artists(spark, tmp_path):
     awkward = ['Hello, Goodbye', 'Say "Hi"', "Two\nLines", "Café — Ünïcode"]
+    artists = ["The Band", None, 'Crosby, "Stills"', "Ünïcode"]  # None: the dataset names no artist
     top = spark.createDataFrame([(0, i, 5.0 - i, i + 1) for i in range(4)], f"{C.USER_INDEX} int, {C.ITEM_INDEX} int, score double, rank int")
     interactions = spark.createDataFrame([("u1", f"s{i}", 0, i) for i in range(4)], f"{C.USER_ID} string, {C.ITEM_ID} string, {C.USER_INDEX} int, {C.ITEM_INDEX} int")
-    items = spark.createDataFrame([(f"s{i}", t, None) for i, t in enumerate(awkward)], f"{C.ITEM_ID} string, {C.TITLE} string, {C.ARTIST} string")
+    items = spark.createDataFrame([(f"s{i}", t, a) for i, (t, a) in enumerate(zip(awkward, artists))], f"{C.ITEM_ID} string, {C.TITLE} string, {C.ARTIST} string")
     path = write_single_csv(with_original_ids(top, interactions, items), tmp_path / "out" / "recommended_songs.csv")
     with open(path, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    assert list(rows[0]) == list(C.RECOMMENDATION_COLUMNS)
+    assert list(rows[0]) == list(C.RECOMMENDATION_COLUMNS) == ["user_id", "rank", "song_id", "title", "artist", "predicted_rating"]
     assert [r[C.TITLE] for r in rows] == awkward
+    assert [r[C.ARTIST] for r in rows] == [a or "" for a in artists]
     assert [r["rank"] for r in rows] == ["1", "2", "3", "4"]
     assert sorted(p.name for p in path.parent.iterdir()) == ["recommended_songs.csv"]
 

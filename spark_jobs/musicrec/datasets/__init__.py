@@ -11,12 +11,14 @@ from pathlib import Path
 from musicrec.datasets.base import DatasetFormat
 from musicrec.datasets.generic import generic_format
 from musicrec.datasets.lastfm import LASTFM_360K, LASTFM_HETREC
+from musicrec.datasets.listenbrainz import LISTENBRAINZ
 from musicrec.datasets.movielens import MOVIELENS_100K, MOVIELENS_CSV, MOVIELENS_DAT
 from musicrec.errors import PipelineError
 
-# Detection order: the first whose files are present wins.
+# Detection order: the first whose files are present wins. ListenBrainz comes last: its `.json`
+# files are recognised by their first line, but a known layout's fixed file names are surer.
 FORMATS: dict[str, DatasetFormat] = {
-    fmt.name: fmt for fmt in (LASTFM_360K, LASTFM_HETREC, MOVIELENS_100K, MOVIELENS_DAT, MOVIELENS_CSV)
+    fmt.name: fmt for fmt in (LASTFM_360K, LASTFM_HETREC, MOVIELENS_100K, MOVIELENS_DAT, MOVIELENS_CSV, LISTENBRAINZ)
 }
 FORMAT_NAMES = ("auto", "generic", *FORMATS)
 

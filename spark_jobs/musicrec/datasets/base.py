@@ -32,13 +32,14 @@ def find_file(folder: Path, names: Sequence[str], max_depth: int = 2) -> Path | 
     for depth in range(max_depth + 1):
         pattern = "/".join(["*"] * depth + ["{name}"])
         for name in names:
-            hits = sorted(p for p in folder.glob(pattern.format(name=name)) if p.is_file() and not _hidden(p, folder))
+            hits = sorted(p for p in folder.glob(pattern.format(name=name)) if p.is_file() and not is_hidden(p, folder))
             if hits:
                 return hits[0]
     return None
 
 
-def _hidden(path: Path, root: Path) -> bool:
+def is_hidden(path: Path, root: Path) -> bool:
+    """Inside a hidden folder (.git) or a zip's __MACOSX resource forks: never dataset files."""
     return any(part.startswith((".", "__MACOSX")) for part in path.relative_to(root).parts)
 
 

@@ -4,8 +4,10 @@
      "timestamp": "ts", "sep": ",", "feedback": "implicit", "encoding": "UTF-8",
      "items_file": "tracks.csv", "item_id": "id", "title": "name", "rating_min": 1, "rating_max": 5}
 
-`file` (relative to the archive), `user`, `item` and `value` are required; the rest is optional.
-Both files need a header row naming their columns.
+`file` (relative to the archive), `user` and `item` are required, and `value` for explicit
+feedback (ratings); the rest is optional. Implicit feedback without `value` is a listen log: each
+row is one play (prepare sums a user's plays of a song). Both files need a header row naming their
+columns.
 """
 
 from __future__ import annotations
@@ -18,15 +20,25 @@ from musicrec import columns as C
 from musicrec.datasets.base import CORRUPT, DatasetFormat, as_raw_interactions, find_file, read_delimited
 from musicrec.errors import PipelineError
 
-REQUIRED = ("file", "user", "item", "value")
+REQUIRED = ("file", "user", "item")
+VALUE = "value"  # required for ratings, which have no default; a listen log row is one play
+ONE_PLAY = "1"
+
+
+def _required(options: dict) -> tuple[str, ...]:
+    return REQUIRED if _feedback(options) == "implicit" else (*REQUIRED, VALUE)
 
 
 def _locate(folder: Path, options: dict) -> Path | None:
     if not options:
         return None
-    missing = [key for key in REQUIRED if not options.get(key)]
+    required = _required(options)
+    missing = [key for key in required if not options.get(key)]
     if missing:
-        raise PipelineError(f"column_mapping lacks {missing}; it needs at least {list(REQUIRED)}")
+        raise PipelineError(
+            f"column_mapping lacks {missing}; it needs at least {list(required)} ({VALUE!r} may be "
+            "left out only with \"feedback\": \"implicit\", where each row is then one play)"
+        )
     found = find_file(folder, [options["file"]])
     return found.parent if found else None
 
@@ -55,8 +67,13 @@ def _read_named(spark, path: Path, options: dict, wanted: dict[str, str | None])
 
 
 def _interactions(spark, base: Path, options: dict):
-    wanted = {C.USER_ID: options["user"], C.ITEM_ID: options["item"], C.RATING: options["value"], C.TIMESTAMP: options.get("timestamp")}
-    return as_raw_interactions(_read_named(spark, base / Path(options["file"]).name, options, wanted))
+    from pyspark.sql import functions as F
+
+    wanted = {C.USER_ID: options["user"], C.ITEM_ID: options["item"], C.RATING: options.get(VALUE), C.TIMESTAMP: options.get("timestamp")}
+    frame = _read_named(spark, base / Path(options["file"]).name, options, wanted)
+    if not options.get(VALUE):  # a listen log: every row is one play
+        frame = frame.withColumn(C.RATING, F.lit(ONE_PLAY))
+    return as_raw_interactions(frame)
 
 
 def _items(spark, base: Path, options: dict):
@@ -77,10 +94,14 @@ FEEDBACK_KINDS = ("explicit", "implicit")
 
 def generic_format(options: dict) -> DatasetFormat:
     """The generic format with the feedback kind and rating scale the mapping declares."""
-    feedback = options.get("feedback", "explicit")
+    feedback = _feedback(options)
     if feedback not in FEEDBACK_KINDS:
         raise PipelineError(f"column_mapping's feedback must be one of {list(FEEDBACK_KINDS)}, got {feedback!r}")
     return DatasetFormat("generic", feedback, _scale(options), _locate, _interactions, _items)
+
+
+def _feedback(options: dict) -> str:
+    return options.get("feedback", "explicit")
 
 
 def _scale(options: dict) -> tuple[float, float] | None:

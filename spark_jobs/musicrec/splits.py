@@ -1,0 +1,98 @@
+"""Train/test splits of the interactions: random, stratified by user, or temporal.
+
+  random      each interaction goes to test with probability `fraction`
+  stratified  each user's interactions are split by the fraction (round half up, at least one
+              kept for training), so every test user is known to the model
+  temporal    the latest `fraction` of interactions by timestamp go to test; every test
+              timestamp is after every training timestamp (a tie at the cut stays in training)
+
+Random and stratified draw from a hash of (seed, user ID, song ID), not from Spark's
+partition-dependent randomSplit: the same interaction lands on the same side in every run and
+every snapshot that has it. The quality gate relies on that: last night's model never trained on
+an interaction that tonight's split holds out (musicrec.gate).
+"""
+
+from __future__ import annotations
+
+from musicrec import columns as C
+from musicrec.errors import PipelineError
+
+RANDOM, STRATIFIED, TEMPORAL = "random", "stratified", "temporal"
+SPLITS = (RANDOM, STRATIFIED, TEMPORAL)
+DEFAULT_SPLIT = STRATIFIED  # README, "Evaluation": a held-out user the model never saw measures nothing
+DRAW = "_draw"
+
+
+def check_fraction(fraction: float) -> None:
+    if not 0.0 < fraction < 1.0:
+        raise PipelineError(f"test_fraction must be between 0 and 1 (exclusive), got {fraction}")
+
+
+def draw(seed: int):
+    """A uniform number in [0, 1) fixed by (seed, user ID, song ID): the interaction's lot."""
+    from pyspark.sql import functions as F
+
+    hashed = F.xxhash64(F.lit(int(seed)), F.col(C.USER_ID), F.col(C.ITEM_ID))
+    return (F.pmod(hashed, F.lit(1 << 30)) / F.lit(float(1 << 30))).alias(DRAW)
+
+
+def split_interactions(interactions, kind: str, fraction: float, seed: int):
+    """(train, test) of `interactions` (user_id, song_id, ..., timestamp) by `kind`."""
+    check_fraction(fraction)
+    if kind == RANDOM:
+        return _random(interactions, fraction, seed)
+    if kind == STRATIFIED:
+        return _stratified(interactions, fraction, seed)
+    if kind == TEMPORAL:
+        return _temporal(interactions, fraction)
+    raise PipelineError(f"unknown split {kind!r}; choose one of {list(SPLITS)}")
+
+
+def _random(interactions, fraction: float, seed: int):
+    from pyspark.sql import functions as F
+
+    lots = interactions.withColumn(DRAW, draw(seed))
+    return lots.filter(F.col(DRAW) >= fraction).drop(DRAW), lots.filter(F.col(DRAW) < fraction).drop(DRAW)
+
+
+def _stratified(interactions, fraction: float, seed: int):
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    per_user = Window.partitionBy(C.USER_ID)
+    ordered = per_user.orderBy(DRAW, C.ITEM_ID)
+    lots = (
+        interactions.withColumn(DRAW, draw(seed))
+        .withColumn("_n", F.count("*").over(per_user))
+        .withColumn("_place", F.row_number().over(ordered))
+    )
+    # floor(n * f + 0.5): round half up, as people count; at most n - 1 so the user stays known.
+    held_out = F.least(F.floor(F.col("_n") * F.lit(fraction) + F.lit(0.5)), F.col("_n") - 1)
+    is_test = F.col("_place") <= held_out
+    helpers = [DRAW, "_n", "_place"]
+    return lots.filter(~is_test).drop(*helpers), lots.filter(is_test).drop(*helpers)
+
+
+def _temporal(interactions, fraction: float):
+    from pyspark.sql import functions as F
+
+    stamps = interactions.agg(
+        F.count("*").alias("rows"), F.count(C.TIMESTAMP).alias("stamped"),
+        F.percentile_approx(C.TIMESTAMP, 1.0 - fraction, 100_000).alias("cut"),  # any cut keeps the order
+    ).first()
+    if stamps["stamped"] == 0:
+        raise PipelineError(
+            "split 'temporal' needs timestamps, and this dataset has none; use split 'random' or 'stratified'"
+        )
+    if stamps["stamped"] < stamps["rows"]:
+        raise PipelineError(
+            f"split 'temporal' needs a timestamp on every interaction; {stamps['rows'] - stamps['stamped']} of "
+            f"{stamps['rows']} have none. Use split 'random' or 'stratified', or fix the data."
+        )
+    cut = stamps["cut"]
+    return interactions.filter(F.col(C.TIMESTAMP) <= cut), interactions.filter(F.col(C.TIMESTAMP) > cut)
+
+
+def validation_split(train, kind: str, fraction: float, seed: int):
+    """(fit, validation) carved from the training split only, for tuning; the test split is untouched."""
+    return split_interactions(train, kind, fraction, seed + 1)

@@ -1,0 +1,168 @@
+"""progress(): lines from Spark's status tracker while a job runs, ALS half-steps, a thread that
+always stops; every(): at most one True per interval."""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import threading
+import time
+
+import pytest
+
+from musicrec import progress as P
+
+STAGE = re.compile(r"stage (\d+) (.+?) (\d+)/(\d+) tasks, (\d+) running")
+ALS_ITER = re.compile(r"ALS iteration (\d+)/(\d+) \((\d+)/(\d+) half-steps done\)")
+
+
+def _lines(caplog, step):
+    return [r.getMessage() for r in caplog.records if r.name == "musicrec" and r.getMessage().startswith(step + " ")]
+
+
+def _no_reporter_threads():
+    return not [t for t in threading.enumerate() if t.name.startswith("musicrec-progress-") and t.is_alive()]
+
+
+def test_lines_show_the_stage_and_its_tasks_done_rising(spark, caplog):
+    caplog.set_level(logging.INFO, logger="musicrec")
+    sc = spark.sparkContext
+    with P.progress(spark, "slow", interval=0.3) as reporter:
+        assert reporter.running and reporter._thread.daemon
+        sc.parallelize(range(8), 8).map(lambda x: time.sleep(0.5) or x).count()
+    assert not reporter.running and _no_reporter_threads()
+
+    stages = [STAGE.search(line) for line in _lines(caplog, "slow")]
+    stages = [m for m in stages if m]
+    assert stages, _lines(caplog, "slow")
+    assert all(re.fullmatch(r"count at test_progress.py:\d+", m.group(2)) for m in stages), stages[0].group(0)
+    assert {m.group(4) for m in stages} == {"8"}
+    done = [int(m.group(3)) for m in stages]
+    assert done == sorted(done) and len(set(done)) >= 2, done  # rises while the job runs
+    assert max(done) > 2, done  # tasks done, not running: local[2] never runs more than 2
+    assert any(re.match(r"slow \d+s: stage \d+ count at ", line) for line in _lines(caplog, "slow"))
+
+
+def test_idle_line_when_no_stage_runs(spark, caplog):
+    caplog.set_level(logging.INFO, logger="musicrec")
+    with P.progress(spark, "quiet", interval=0.1):
+        time.sleep(0.6)
+    lines = _lines(caplog, "quiet")
+    assert lines and all(line.endswith(": idle (driver-side work)") for line in lines), lines
+
+
+def test_thread_stops_when_the_body_raises(spark):
+    with pytest.raises(RuntimeError, match="boom"):
+        with P.progress(spark, "failing", interval=0.1) as reporter:
+            time.sleep(0.3)
+            raise RuntimeError("boom")
+    assert not reporter.running and _no_reporter_threads()
+    assert P._active == []
+
+
+def test_stop_is_prompt_with_a_long_interval(spark):
+    with P.progress(spark, "long", interval=600) as reporter:
+        pass
+    started = time.monotonic()
+    reporter.stop()
+    assert time.monotonic() - started < 1 and not reporter.running
+
+
+def test_interval_zero_turns_it_off(spark, monkeypatch):
+    monkeypatch.setenv(P.INTERVAL_ENV, "0")
+    with P.progress(spark, "off") as reporter:
+        P.expect_als(5)
+        assert not reporter.running
+
+
+class _BrokenTracker:
+    def __getattr__(self, name):
+        raise RuntimeError("tracker gone")
+
+
+class _FakeContext:
+    _jsc = object()
+
+    def statusTracker(self):
+        return _BrokenTracker()
+
+
+def test_tracker_errors_are_logged_at_debug_and_the_thread_goes_on(caplog):
+    caplog.set_level(logging.DEBUG, logger="musicrec")
+    reporter = P.ProgressReporter(_FakeContext(), "broken", interval=0.05)
+    reporter.start()
+    time.sleep(0.4)
+    assert reporter.running
+    reporter.stop()
+    assert not reporter.running
+    failures = [r for r in caplog.records if "status tracker failed" in r.getMessage()]
+    assert len(failures) >= 2 and all(r.levelno == logging.DEBUG for r in failures)
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO]
+
+
+def test_als_half_steps_are_counted_per_fit(spark, caplog):
+    """Explicit with checkpoints (lazy iterations inside count jobs), then implicit (a job per
+    half-step): each fit runs exactly 2 * maxIter "flatMap at ALS.scala" stages."""
+    from pyspark.ml.recommendation import ALS
+
+    caplog.set_level(logging.INFO, logger="musicrec")
+    rng = random.Random(1)
+    rows = [(rng.randrange(30), rng.randrange(20), float(rng.randrange(1, 6))) for _ in range(300)]
+    ratings = spark.createDataFrame(rows, "u int, i int, r float").cache()
+    ratings.count()
+    with P.progress(spark, "fit", interval=0.2) as reporter:
+        for max_iter, implicit in ((3, False), (2, True)):
+            P.expect_als(max_iter)
+            ALS(userCol="u", itemCol="i", ratingCol="r", rank=3, seed=1, maxIter=max_iter,
+                implicitPrefs=implicit, checkpointInterval=2).fit(ratings)
+            time.sleep(0.3)  # the status store is updated by an asynchronous listener
+            final = reporter.report()  # unless the thread has already said it
+            assert reporter.als_half_steps == 2 * max_iter
+            done = f"ALS iterations done ({2 * max_iter}/{2 * max_iter} half-steps)"
+            assert sum(line.endswith(done) for line in [final, *_lines(caplog, "fit")]) == 1  # said once
+    ratings.unpersist()
+
+    seen = [m for m in map(ALS_ITER.search, _lines(caplog, "fit")) if m]
+    assert seen, _lines(caplog, "fit")
+    for m in seen:
+        iteration, of, done, total = map(int, m.groups())
+        assert total == 2 * of and iteration == done // 2 + 1 and done < total
+
+
+def test_short_name_drops_folders():
+    assert P.short_name("count at /opt/airflow/spark_jobs/train.py:41") == "count at train.py:41"
+    assert P.short_name("treeAggregate at ALS.scala:1000") == "treeAggregate at ALS.scala:1000"
+    assert P.short_name(None) == "?"
+    assert len(P.short_name("x" * 200)) == 60
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_every_is_true_at_most_once_per_interval():
+    clock = _Clock()
+    due = P.every(10, clock=clock)
+    answers = []
+    for now in (100, 105, 109.9, 110, 110.1, 119, 120.5, 121, 200):
+        clock.now = now
+        answers.append(due())
+    assert answers == [False, False, False, True, False, False, True, False, True]
+
+
+def test_every_takes_its_default_from_the_environment(monkeypatch):
+    monkeypatch.setenv(P.INTERVAL_ENV, "2.5")
+    assert P.every().seconds == 2.5
+    monkeypatch.setenv(P.INTERVAL_ENV, "soon")
+    assert P.every().seconds == P.DEFAULT_INTERVAL
+    monkeypatch.delenv(P.INTERVAL_ENV)
+    assert P.every().seconds == P.DEFAULT_INTERVAL
+    clock = _Clock()
+    never = P.every(0, clock=clock)
+    clock.now += 1e6
+    assert not never()

@@ -1,0 +1,88 @@
+"""The three splits, on tiny frames where the wrong rows on the wrong side would show."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from musicrec import columns as C
+from musicrec.errors import PipelineError
+from musicrec.splits import split_interactions, validation_split
+
+SCHEMA = f"{C.USER_ID} string, {C.ITEM_ID} string, {C.RATING} double, {C.TIMESTAMP} long"
+
+
+def frame(spark, rows, partitions=2):
+    return spark.createDataFrame(rows, SCHEMA).repartition(partitions)
+
+
+def pairs(df):
+    return {(r[C.USER_ID], r[C.ITEM_ID]) for r in df.collect()}
+
+
+def test_bad_fraction_and_kind_are_refused(spark):
+    df = frame(spark, [("u", "s", 1.0, 1)])
+    for fraction in (0.0, 1.0, 1.5):
+        with pytest.raises(PipelineError, match="test_fraction"):
+            split_interactions(df, "random", fraction, 1)
+    with pytest.raises(PipelineError, match="unknown split 'sideways'"):
+        split_interactions(df, "sideways", 0.2, 1)
+
+
+def test_random_split_keeps_each_interaction_on_its_side_across_snapshots(spark):
+    rows = [(f"u{u}", f"s{s}", 3.0, 1000 + u * 40 + s) for u in range(30) for s in range(40) if (u + s) % 3]
+    train, test = split_interactions(frame(spark, rows, 2), "random", 0.25, 7)
+    assert pairs(train) | pairs(test) == {(u, s) for u, s, _, _ in rows} and not pairs(train) & pairs(test)
+    assert abs(len(pairs(test)) / len(rows) - 0.25) < 0.05
+    # Tomorrow's snapshot: more rows, other partitioning. Yesterday's test rows are still held out.
+    more = rows + [(f"u{u}", f"new{s}", 4.0, 9000 + s) for u in range(30) for s in range(5)]
+    train2, test2 = split_interactions(frame(spark, more, 5), "random", 0.25, 7)
+    assert pairs(test) <= pairs(test2) and pairs(train) <= pairs(train2)
+    # Another seed draws another split.
+    _, other = split_interactions(frame(spark, rows), "random", 0.25, 8)
+    assert pairs(other) != pairs(test)
+
+
+def test_stratified_split_holds_out_each_users_share_and_keeps_every_test_user_known(spark):
+    counts = {"a": 1, "b": 2, "c": 4, "d": 10, "e": 7}
+    rows = [(user, f"s{i}", 4.0, i) for user, n in counts.items() for i in range(n)]
+    train, test = split_interactions(frame(spark, rows), "stratified", 0.25, 3)
+    held = {user: sum(1 for u, _ in pairs(test) if u == user) for user in counts}
+    # round half up of n * 0.25, at most n - 1: 1 -> 0, 2 -> 1 (0.5 up), 4 -> 1, 10 -> 3 (2.5 up), 7 -> 2
+    assert held == {"a": 0, "b": 1, "c": 1, "d": 3, "e": 2}
+    assert {u for u, _ in pairs(test)} <= {u for u, _ in pairs(train)}
+    assert not pairs(train) & pairs(test) and len(pairs(train)) + len(pairs(test)) == len(rows)
+
+
+def test_temporal_split_holds_out_the_latest(spark):
+    rows = [(f"u{i % 7}", f"s{i}", 1.0, 1_000 + i * 10) for i in range(100)]
+    train, test = split_interactions(frame(spark, rows), "temporal", 0.2, 1)
+    train_times = [r[C.TIMESTAMP] for r in train.collect()]
+    test_times = [r[C.TIMESTAMP] for r in test.collect()]
+    assert max(train_times) < min(test_times)
+    assert len(test_times) == 20 and len(train_times) == 80
+
+
+def test_temporal_split_keeps_a_tie_at_the_cut_in_training(spark):
+    rows = [(f"u{i}", "s", 1.0, 5 if i < 6 else 9) for i in range(10)]  # 60% at t=5, 40% at t=9
+    train, test = split_interactions(frame(spark, rows), "temporal", 0.5, 1)
+    assert {r[C.TIMESTAMP] for r in test.collect()} == {9}
+    assert {r[C.TIMESTAMP] for r in train.collect()} == {5}
+
+
+def test_temporal_split_needs_timestamps(spark):
+    with pytest.raises(PipelineError, match="has none; use split 'random' or 'stratified'"):
+        split_interactions(frame(spark, [("u", f"s{i}", 1.0, None) for i in range(5)]), "temporal", 0.2, 1)
+    some = [("u", f"s{i}", 1.0, i if i % 2 else None) for i in range(6)]
+    with pytest.raises(PipelineError, match="3 of 6 have none"):
+        split_interactions(frame(spark, some), "temporal", 0.2, 1)
+
+
+def test_validation_split_comes_from_the_training_split_only(spark):
+    rows = [(f"u{u}", f"s{s}", 3.0, u * 100 + s) for u in range(10) for s in range(12)]
+    train, test = split_interactions(frame(spark, rows), "stratified", 0.2, 5)
+    fit_part, validation = validation_split(train, "stratified", 0.2, 5)
+    assert pairs(fit_part) | pairs(validation) == pairs(train)
+    assert not (pairs(validation) & pairs(test))
+    assert math.isclose(len(pairs(validation)), 0.2 * len(pairs(train)), abs_tol=len(pairs(train)) * 0.05)
