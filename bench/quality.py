@@ -119,6 +119,11 @@ def main() -> int:
     parser.add_argument("--only", choices=["ml-100k", "ml-latest-small", "lastfm-2k"], action="append")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     args = parser.parse_args()
+    import os
+
+    # Python workers: this venv's python, and the library on their path (as --py-files gives jobs).
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "spark_jobs"), os.environ.get("PYTHONPATH")]))
     from musicrec.model import AlsParams
     from musicrec.spark_config import SPARK_CONF
     from pyspark.sql import SparkSession

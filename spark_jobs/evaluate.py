@@ -35,7 +35,7 @@ def work(args):
     plots["values"] = value_sample(train)
     headline, baseline_name = headline_of(args.feedback, args.k)
     lower_is_better = args.feedback == EXPLICIT
-    key = champion.dataset_key(args.download.get("dataset_url_template", ""), args.dataset.get("dataset_format", "?"), args.feedback)
+    key = champion.dataset_key(args.download["dataset_url_template"], args.dataset["dataset_format"], args.feedback)
     split = args.training.get("split", {})
     threshold = metrics.get("relevance", {}).get("threshold")
     versus = champion.compare(spark, root, key, run_id, split, model, train, test, args.feedback, args.k, threshold)
@@ -93,6 +93,7 @@ def work(args):
             "run_id": run_id, "logical_date": args.logical_date, "split": split, "params": metrics["params"],
             "headline_metric": headline, "model_score": scores["model"],
             "train_max_timestamp": args.training.get("train_max_timestamp"),
+            "compared_with": versus.get("champion_run"),  # recommend crowns only if it is still the champion
         },
     }
 
@@ -160,7 +161,7 @@ if __name__ == "__main__":
     )
     parser.add_argument("--gate-tolerance", type=float, default=0.01, help="how much worse than the champion is accepted")
     parser.add_argument("--force-promote", type=job.flag, default=False, help="promote even if the gate refuses")
-    parser.add_argument("--download", type=job.json_object, default={}, help="download's result (JSON)")
-    parser.add_argument("--dataset", type=job.json_object, default={}, help="preprocess's result (JSON)")
+    parser.add_argument("--download", type=job.json_object, required=True, help="download's result (JSON)")
+    parser.add_argument("--dataset", type=job.json_object, required=True, help="preprocess's result (JSON)")
     parser.add_argument("--training", type=job.json_object, default={}, help="train's result (JSON)")
     job.run("evaluate", parser, work)

@@ -3,13 +3,14 @@ together (musicrec.publication), unless a newer logical date is already publishe
 evaluation model becomes its dataset's champion (musicrec.champion), and the history says so."""
 
 import math
+from datetime import datetime
 from pathlib import Path
 
 from musicrec import champion, history, job
 from musicrec.errors import PipelineError
 from musicrec.model import load
 from musicrec.paths import RECOMMENDATIONS_FILE, data_root_of_run
-from musicrec.publication import publish, version_dir
+from musicrec.publication import current_record, publish, version_dir
 from musicrec.recommend import top_n_unseen, with_original_ids, write_single_csv
 from musicrec.spark_config import get_spark
 
@@ -27,6 +28,7 @@ def work(args):
     row_count, users = rows.count(), rows.select("user_id").distinct().count()
     if row_count == 0:
         raise PipelineError(f"no recommendations were produced from {args.interactions}: nothing to publish")
+    check_champion_unchanged(data_root_of_run(run_dir), args)
     # Every check is done: publish the CSV and the model together, last.
     outcome = publish(
         data_root_of_run(run_dir), csv_path, Path(args.model),
@@ -61,6 +63,25 @@ def work(args):
         "headline_metric": args.headline_metric,
         "headline_score": _finite_or_none(args.headline_score),
     }
+
+
+def check_champion_unchanged(root: Path, args) -> None:
+    """Publish only a model the gate compared with the current champion: another run of the same
+    dataset (a backfill beside the nightly) may have been crowned since this run's evaluate."""
+    if not args.champion_record:
+        return
+    published = current_record(root)
+    if published and datetime.fromisoformat(published["logical_date"]) > datetime.fromisoformat(args.logical_date):
+        return  # a newer date is published: this run publishes nothing and crowns nobody anyway
+    current = champion.read(root, args.dataset_key)
+    now = current["run_id"] if current else None
+    compared_with = args.champion_record.get("compared_with")
+    if now not in (compared_with, args.champion_record.get("run_id")):
+        raise PipelineError(
+            f"the champion of {args.dataset_key} changed after this run's evaluate compared it with "
+            f"{compared_with or 'no champion'}: it is now run {now}. Nothing is published; clear this run's "
+            "evaluate (and recommend) to compare with the new champion."
+        )
 
 
 def _finite_or_none(value):

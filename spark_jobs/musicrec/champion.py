@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from musicrec.paths import staged_dir
 RECORD = "champion.json"
 EVAL_MODEL = "eval_model"
 SAMPLE_KEY = "embedded-sample"
-MIN_FAIR_ROWS = 20  # fewer shared held-out interactions than this say nothing about who is better
+MIN_FAIR_ROWS = 20  # fewer shared held-out interactions (or users) than this say nothing about who is better
 
 
 def dataset_key(url_template: str, dataset_format: str, feedback: str) -> str:
@@ -48,11 +49,23 @@ def champion_dir(root: Path, key: str) -> Path:
 def read(root: Path, key: str) -> dict[str, Any] | None:
     """The champion's record (with `path`), or None when the dataset has no champion yet."""
     folder = champion_dir(root, key)
+    _recover(folder)
     try:
         record = json.loads((folder / RECORD).read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     return {**record, "path": str(folder)}
+
+
+def _recover(folder: Path) -> None:
+    """Crowning swaps folders with two renames (musicrec.paths.replace_dir); a crash between them
+    leaves the old champion retired and none in place. Put it back rather than call the next run
+    a first run (which would skip the comparison)."""
+    if folder.exists():
+        return
+    retired = sorted(folder.parent.glob(f".{folder.name}.staging-old-*"), key=lambda p: p.stat().st_mtime)
+    if retired and (retired[-1] / RECORD).exists():
+        os.rename(retired[-1], folder)
 
 
 def crown(root: Path, key: str, eval_model: Path, interactions, record: dict[str, Any]) -> Path:
@@ -76,13 +89,17 @@ def fair_rows(champion: dict[str, Any], split: dict[str, Any], test):
     """(held-out rows the champion never trained on, why they are fair)."""
     from pyspark.sql import functions as F
 
-    if same_split(champion, split):
+    if same_split(champion, split) and split.get("kind") != "temporal":
         return test, "the same split settings: every held-out interaction was held out from the champion too"
     newest = champion.get("train_max_timestamp")
-    why = (
-        f"the split changed since the champion (then {champion.get('split')}, now {split}): only interactions "
-        f"newer than its training data (after {newest}) are compared"
-    )
+    if split.get("kind") == "temporal" and same_split(champion, split):
+        # Tonight's cut can fall before the champion's (an older snapshot, late rows): compare only after it.
+        why = f"temporal split: only interactions newer than the champion's training data (after {newest}) are compared"
+    else:
+        why = (
+            f"the split changed since the champion (then {champion.get('split')}, now {split}): only interactions "
+            f"newer than its training data (after {newest}) are compared"
+        )
     if newest is None:
         return test.limit(0), why
     return test.filter(F.col(C.TIMESTAMP) > F.lit(newest)), why
@@ -172,8 +189,6 @@ def compare(spark, root: Path, key: str, run_id: str, split: dict[str, Any], mod
     record = read(root, key)
     if record is None:
         return {"champion_run": None, "note": f"first run of dataset {key}: no champion to compare with"}
-    if record.get("run_id") == run_id:
-        return {"champion_run": None, "note": "this run is already the champion (a re-run): compared with the baseline only"}
     fair, why = fair_rows(record, split, test)
     fair = fair.cache()
     rows = fair.count()
@@ -187,9 +202,12 @@ def compare(spark, root: Path, key: str, run_id: str, split: dict[str, Any], mod
     scores = score_on_same_rows(spark, record, load(spark, Path(record["path"]) / EVAL_MODEL), model, train, fair,
                                 feedback, k, threshold)
     fair.unpersist()
-    if not (math.isfinite(scores["model"]) and math.isfinite(scores["champion"])):
+    shared = scores["rows"] if feedback == "explicit" else scores["users"]
+    if not (math.isfinite(scores["model"]) and math.isfinite(scores["champion"])) or (shared or 0) < MIN_FAIR_ROWS:
+        unit = "interactions" if feedback == "explicit" else "users"
         return {"champion_run": record["run_id"], "blocked": f"the champion (run {record['run_id']}) and this model share "
-                f"no held-out interactions they can both score ({why})"}
+                f"only {shared or 0} held-out {unit} they can both score (at least {MIN_FAIR_ROWS} are needed; {why}). "
+                "Set force_promote to start afresh"}
     return {
         "champion_run": record["run_id"], "why_fair": why, "metric": scores["metric"],
         "model_score": scores["model"], "champion_score": scores["champion"], "rows": scores["rows"], "users": scores["users"],

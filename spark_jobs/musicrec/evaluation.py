@@ -98,7 +98,7 @@ def song_popularity(train):
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    counts = train.groupBy(C.ITEM_INDEX).agg(F.count("*").alias("plays"))
+    counts = train.groupBy(C.ITEM_INDEX).agg(F.count("*").alias("plays")).cache()
     songs = counts.count()
     top = max(1, math.ceil(POPULAR_SHARE * songs))
     place = F.row_number().over(Window.orderBy(F.col("plays").desc(), C.ITEM_INDEX))

@@ -31,7 +31,9 @@ class Decision:
 def relative_gain(model: float, reference: float, lower_is_better: bool) -> float:
     """How much better `model` is than `reference`, as a share of it (negative: worse)."""
     if reference == 0:
-        return math.inf if (model < reference if lower_is_better else model > reference) else 0.0
+        if model == reference:
+            return 0.0
+        return math.inf if (model < reference if lower_is_better else model > reference) else -math.inf
     gain = (reference - model) if lower_is_better else (model - reference)
     return gain / abs(reference)
 
@@ -60,6 +62,9 @@ def decide(
     refusals, warnings, notes = ([blocked] if blocked else []), [], []
     if not math.isfinite(model):
         refusals.append(f"the model's {metric} is {model}: it scored nothing")
+    elif not math.isfinite(baseline) or (champion is not None and not math.isfinite(champion)):
+        refusals.append(f"the {baseline_name}'s {metric} ({baseline}) or the champion's ({champion}) is not a number: "
+                        "nothing to compare with")
     else:
         gain = relative_gain(model, baseline, lower_is_better)
         if gain <= 0:

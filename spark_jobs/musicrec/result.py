@@ -15,7 +15,7 @@ from musicrec.errors import PipelineError, TransientError
 
 # The keys each step must return (it may return more facts, such as counts).
 STEP_OUTPUTS: dict[str, tuple[str, ...]] = {
-    "download": ("archive_path", "source_url", "size_bytes", "sha256"),
+    "download": ("archive_path", "source_url", "dataset_url_template", "size_bytes", "sha256"),
     "extract": ("dataset_dir", "file_count"),
     "preprocess": (
         "interactions_path",
@@ -23,6 +23,7 @@ STEP_OUTPUTS: dict[str, tuple[str, ...]] = {
         "rejects_path",
         "dataset_format",
         "feedback",
+        "rating_max",
         "rows_read",
         "rows_kept",
         "rows_rejected",
@@ -30,8 +31,8 @@ STEP_OUTPUTS: dict[str, tuple[str, ...]] = {
         "songs",
     ),
     "train": (
-        "model_path", "eval_model_path", "train_path", "test_path", "feedback", "split", "params", "tuning",
-        "train_rows", "test_rows",
+        "model_path", "eval_model_path", "refit", "train_path", "test_path", "feedback", "split", "params", "tuning",
+        "train_rows", "test_rows", "train_max_timestamp",
     ),
     "evaluate": (
         "metrics_path", "report_path", "feedback", "headline_metric", "model_score", "baseline_score", "gate",

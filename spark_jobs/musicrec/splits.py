@@ -66,8 +66,10 @@ def _stratified(interactions, fraction: float, seed: int):
         .withColumn("_n", F.count("*").over(per_user))
         .withColumn("_place", F.row_number().over(ordered))
     )
-    # floor(n * f + 0.5): round half up, as people count; at most n - 1 so the user stays known.
-    held_out = F.least(F.floor(F.col("_n") * F.lit(fraction) + F.lit(0.5)), F.col("_n") - 1)
+    # Round half up, as people count, in integers (0.29 * 50 is 14.4999... in floating point);
+    # at most n - 1 so the user stays known.
+    per_million = int(round(fraction * 1_000_000))
+    held_out = F.least(F.floor((F.col("_n") * F.lit(per_million) + F.lit(500_000)) / F.lit(1_000_000)), F.col("_n") - 1)
     is_test = F.col("_place") <= held_out
     helpers = [DRAW, "_n", "_place"]
     return lots.filter(~is_test).drop(*helpers), lots.filter(is_test).drop(*helpers)

@@ -56,3 +56,10 @@ def test_a_barely_better_model_is_promoted_with_a_warning_and_nan_is_refused():
     got = decide("rmse", True, 0.5713, 0.5714, None, 0.01, baseline_name="bias baseline")
     assert got.promote and len(got.warnings) == 1 and "only 0.02%" in got.warnings[0]
     assert not decide("rmse", True, math.nan, 0.9, None, 0.01).promote
+
+
+def test_a_zero_or_missing_reference_never_lets_a_worse_model_through():
+    assert relative_gain(0.9, 0.0, lower_is_better=True) == -math.inf  # a perfect champion beats anything
+    assert not decide("rmse", True, 0.8, 0.9, 0.0, 0.01).promote
+    assert not decide("rmse", True, 0.8, math.nan, None, 0.01).promote
+    assert not decide("rmse", True, 0.8, 0.9, math.nan, 0.01).promote
