@@ -73,6 +73,7 @@ def run(step: str, parser: argparse.ArgumentParser, work: Callable[[argparse.Nam
     started = time.perf_counter()
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s [{step}] %(levelname)s %(message)s")
+    spark_config.progress_step = step
     try:
         facts = work(args)
     except PipelineError as error:

@@ -13,6 +13,9 @@ import time
 
 # Seconds the job spent building its SparkSession (JVM gateway, executors): reported in results.
 startup_seconds = 0.0
+# Set by musicrec.job.run for a job script: its session logs progress lines until the process exits.
+# Unset when tests call a job's work() directly, so no reporter outlives them on a shared session.
+progress_step: str | None = None
 
 EXTRA_CONF_ENV = "MUSICREC_SPARK_CONF"  # JSON object of Spark settings, merged over the defaults
 
@@ -60,7 +63,8 @@ def get_spark(app_name: str):
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     startup_seconds += time.perf_counter() - started
-    from musicrec.progress import report_until_exit
+    if progress_step:
+        from musicrec.progress import report_until_exit
 
-    report_until_exit(spark, app_name.removeprefix("musicrec-"))  # a line every 15 s in the task log
+        report_until_exit(spark, progress_step)  # a line every 15 s in the task log
     return spark
