@@ -92,7 +92,7 @@ def validation_score(model, fit_split, validation, feedback: str, k: int, rating
 
 
 def song_popularity(train):
-    """item_index, plays (training interactions), popular: the song is in the top POPULAR_SHARE."""
+    """item_index, plays (training interactions), popular: the song is in the top POPULAR_SHARE (cached)."""
     import math
 
     from pyspark.sql import Window
@@ -102,7 +102,7 @@ def song_popularity(train):
     songs = counts.count()
     top = max(1, math.ceil(POPULAR_SHARE * songs))
     place = F.row_number().over(Window.orderBy(F.col("plays").desc(), C.ITEM_INDEX))
-    return counts.withColumn("popular", place <= top).withColumn("catalogue", F.lit(songs))
+    return counts.withColumn("popular", place <= top)
 
 
 def diversity(recommended, popularity) -> dict[str, float]:
