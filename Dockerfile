@@ -44,3 +44,8 @@ RUN pip install --no-cache-dir -r /opt/musicrec/requirements.txt -c /opt/musicre
 
 # ENTRYPOINT stays the image's (dumb-init + /entrypoint): it sets up arbitrary UIDs, waits for the
 # database and runs `bash ...` / `python ...` commands as they are (the Spark services use that).
+
+# Spark's classes pre-parsed for the driver JVM (spark_jobs/musicrec/jvm_archive.py): every
+# spark-submit starts ~5 s sooner. It lands beside the Python packages, where the jobs look for it.
+COPY --chown=airflow:0 spark_jobs/musicrec/__init__.py spark_jobs/musicrec/jvm_archive.py spark_jobs/musicrec/spark_config.py /tmp/musicrec-build/musicrec/
+RUN cd /tmp/musicrec-build && python -m musicrec.jvm_archive && rm -rf /tmp/musicrec-build

@@ -13,8 +13,10 @@ bench/results/time_vs_size.png (seconds against rows per task, with the fitted g
 
 Each variant runs in a fresh Python process (the Spark settings are read at import) with its own
 Airflow home and data root. Prints a table and appends every run to bench/results/runs.jsonl.
-"x triv" is the DAG time over the median wall time of a trivial spark-submit (bench/trivial_job.py)
-timed in the same run: this machine's speed drifts by a quarter or more over a day, the ratio less.
+"DAG / trivial" is the DAG time over the median wall time of a trivial spark-submit
+(bench/trivial_job.py) with Spark's defaults, timed in the same run: this machine's speed drifts
+by a quarter or more over a day, the ratio less. "/ tuned" divides by the same job submitted with
+the DAG's own settings (JVM options, class-data-sharing archive), which start it faster.
 """
 
 from __future__ import annotations
@@ -48,16 +50,31 @@ def interactions_of(size: str) -> int:
     return int(float(text[:-1]) * SIZE_UNITS[text[-1]]) if text[-1] in SIZE_UNITS else int(text)
 
 
-def generated_dataset(size: str) -> str:
-    """The name of a generated dataset of `size` ratings (made once, kept in bench/data/)."""
-    archive = GENERATED / f"gen-{size}.zip"
+def generated_dataset(size: str, kind: str = "ratings") -> str:
+    """The name of a generated dataset of `size` ratings or play counts (made once, kept in bench/data/)."""
+    name = f"gen-{size}" + ("-plays" if kind == "plays" else "")
+    archive = GENERATED / f"{name}.zip"
     if not archive.exists():
         sys.path.insert(0, str(ROOT / "bench"))
         from generate import generate
 
-        print(generate(archive, interactions_of(size), "ratings", seed=1))
-    DATASETS[f"gen-{size}"] = archive.as_uri()
-    return f"gen-{size}"
+        print(generate(archive, interactions_of(size), kind, seed=1))
+    DATASETS[name] = archive.as_uri()
+    return name
+
+
+EXTRA_CONF: dict = {}  # --conf: more of the DAG's params for every run
+
+
+def run_conf(dataset: str) -> dict:
+    """The DAG's conf for a dataset. Generated data runs ALS at rank 10, as the single script
+    does (the same ALS work per fit); generated play counts are read as implicit feedback."""
+    conf = {"dataset_url": DATASETS[dataset]}
+    if dataset.startswith("gen-"):
+        conf["rank"] = 10
+    if dataset.endswith("-plays"):
+        conf["feedback"] = "implicit"
+    return {**conf, **EXTRA_CONF}
 
 
 class DriverMemory:
@@ -107,7 +124,7 @@ def run_once(dataset: str, repeat: int) -> list[dict]:
     for _ in range(repeat):
         started = time.perf_counter()
         with DriverMemory() as memory:
-            dag_run = dag.test(run_conf={"dataset_url": DATASETS[dataset]})
+            dag_run = dag.test(run_conf=run_conf(dataset))
         wall = time.perf_counter() - started
         (_, state), states, xcoms = load_run(dag_run.run_id)
         records.append({
@@ -118,6 +135,9 @@ def run_once(dataset: str, repeat: int) -> list[dict]:
             "startup_seconds": {t: xcoms[t]["startup_seconds"] for t in TASKS if t in xcoms},
             "driver_peak_rss_mb": {t: round(mb) for t, mb in memory.peak_mb.items()},
             "rows": rows_in_and_out(xcoms),
+            "run_dir": str(Path(xcoms["train"]["model_path"]).parents[1]) if "train" in xcoms else None,
+            "fit_seconds": xcoms.get("train", {}).get("fit_seconds"),
+            "als_params": xcoms.get("train", {}).get("params"),
             "metric": xcoms.get("evaluate", {}).get("headline_metric"),
             "model": xcoms.get("evaluate", {}).get("model_score"),
             "baseline": xcoms.get("evaluate", {}).get("baseline_score"),
@@ -138,7 +158,41 @@ def rows_in_and_out(xcoms: dict) -> dict:
 SPARK_SUBMIT = Path(sys.executable).parent.parent / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages" / "pyspark" / "bin" / "spark-submit"
 
 
-def time_single_script(env: dict, archive_uri: str) -> dict:
+def time_recommend_baselines(env: dict, run_dir: Path) -> dict:
+    """bench/recommend_baselines.py on the run's saved model: Spark's top-N against the project's."""
+    sys.path.insert(0, str(ROOT / "spark_jobs"))
+    from musicrec.spark_config import SPARK_CONF
+
+    conf = [arg for key, value in {**SPARK_CONF, "spark.pyspark.python": sys.executable}.items() for arg in ("--conf", f"{key}={value}")]
+    done = subprocess.run(
+        [str(SPARK_SUBMIT), "--master", "local[*]", *conf, "--py-files", str(run_dir / "lib" / "musicrec.zip"),
+         str(ROOT / "bench" / "recommend_baselines.py"), "--model", str(run_dir / "train" / "model"),
+         "--interactions", str(run_dir / "preprocess" / "interactions")],
+        env={**env, "PYTHONPATH": str(ROOT / "spark_jobs")}, capture_output=True, text=True,
+    )
+    line = next((l for l in done.stdout.splitlines() if l.startswith("BASELINES ")), None)
+    return json.loads(line[len("BASELINES "):]) if line else {"error": first_error(done.stderr)}
+
+
+def time_implicit_library(run_dir: Path, params: dict) -> dict:
+    """bench/implicit_baseline.py on the run's train split, with the train step's ALS params."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "implicit_baseline.py"), "--train", str(run_dir / "train" / "train"),
+         "--rank", str(params["rank"]), "--reg-param", str(params["reg_param"]),
+         "--iterations", str(params["max_iter"]), "--alpha", str(params["alpha"])],
+        capture_output=True, text=True,
+    )
+    line = next((l for l in done.stdout.splitlines() if l.startswith("IMPLICIT ")), None)
+    return json.loads(line[len("IMPLICIT "):]) if line else {"error": first_error(done.stderr)}
+
+
+def first_error(stderr: str) -> str:
+    """The line that says what went wrong, not the last lines of Spark's INFO log."""
+    lines = stderr.splitlines()
+    return next((l for l in reversed(lines) if "Error" in l or "Exception" in l), "\n".join(lines[-5:]))[:1000]
+
+
+def time_single_script(env: dict, archive_uri: str, implicit: bool = False) -> dict:
     """bench/single_script.py on the same archive, in one spark-submit with Spark's defaults."""
     import zipfile
 
@@ -151,23 +205,27 @@ def time_single_script(env: dict, archive_uri: str) -> dict:
     done = subprocess.run(
         [str(SPARK_SUBMIT), "--master", "local[*]", "--driver-memory", "4g", "--conf", "spark.ui.enabled=false",
          "--conf", f"spark.pyspark.python={sys.executable}", str(ROOT / "bench" / "single_script.py"),
-         "--ratings", str(ratings), "--out", str(folder / "out")],
+         "--ratings", str(ratings), "--out", str(folder / "out"), *(["--implicit"] if implicit else [])],
         env=env, capture_output=True, text=True,
     )
     wall = time.perf_counter() - started
     line = next((l for l in done.stdout.splitlines() if l.startswith("PHASES ")), None)
-    if line is None:
-        raise SystemExit(f"the single script failed: {done.stderr[-2000:]}")
+    if line is None:  # keep the DAG's figures; say why this one is missing
+        error = first_error(done.stderr)
+        print(f"the single script failed: {error}")
+        return {"wall_seconds": None, "error": error}
     return {"wall_seconds": round(wall, 1), **json.loads(line[len("PHASES "):])}
 
 
-def time_trivial_submit(env: dict, times: int = 3) -> float:
-    """Median wall seconds of bench/trivial_job.py through the same spark-submit the DAG uses."""
+def time_trivial_submit(env: dict, times: int = 3, tuned: bool = False) -> float:
+    """Median wall seconds of bench/trivial_job.py, with Spark's defaults (the machine's yardstick)
+    or `tuned`: through the same settings the DAG uses (its JVM options and class archive)."""
     spark_submit = SPARK_SUBMIT
     sys.path.insert(0, str(ROOT / "spark_jobs"))
     from musicrec.spark_config import SPARK_CONF
 
-    conf = [arg for key, value in {**SPARK_CONF, "spark.pyspark.python": sys.executable}.items() for arg in ("--conf", f"{key}={value}")]
+    settings = {**(SPARK_CONF if tuned else {}), "spark.pyspark.python": sys.executable}
+    conf = [arg for key, value in settings.items() for arg in ("--conf", f"{key}={value}")]
     walls = []
     for _ in range(times):
         started = time.perf_counter()
@@ -181,22 +239,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=None, choices=list(DATASETS))
     parser.add_argument("--sizes", nargs="+", default=[], help="generated sizes, e.g. 20k 1m 5m 25m")
+    parser.add_argument("--kind", choices=["ratings", "plays"], default="ratings", help="what --sizes generates")
     parser.add_argument("--no-single-script", action="store_true", help="skip the single-script baseline")
     parser.add_argument("--results", default=str(ROOT / "bench" / "results"), help="folder for runs.jsonl, latest.md, the plot")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--java-opts", action="append", help="a driver JVM option set to compare (repeatable; use --java-opts=...)")
+    parser.add_argument("--conf", type=json.loads, default={}, help='more DAG params as JSON, e.g. \'{"refit": false}\'')
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    EXTRA_CONF.update(args.conf)
     if args.child:
         if args.child.startswith("gen-"):
-            generated_dataset(args.child[len("gen-"):])
+            size = args.child[len("gen-"):]
+            generated_dataset(size.removesuffix("-plays"), "plays" if size.endswith("-plays") else "ratings")
         print("RECORDS " + json.dumps(run_once(args.child, args.repeat)))
         return
 
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
     results_file = results / "runs.jsonl"
-    datasets = (args.datasets or ([] if args.sizes else ["sample", "ml-latest-small"])) + [generated_dataset(size) for size in args.sizes]
+    datasets = (args.datasets or ([] if args.sizes else ["sample", "ml-latest-small"])) + [generated_dataset(size, args.kind) for size in args.sizes]
     rows = []
     for java_opts in args.java_opts or [None]:
         for dataset in datasets:
@@ -216,26 +278,31 @@ def main() -> None:
             }
             if java_opts is not None:
                 env["MUSICREC_DRIVER_JAVA_OPTIONS"] = java_opts
-            trivial = time_trivial_submit(env)
+            trivial, trivial_tuned = time_trivial_submit(env), time_trivial_submit(env, tuned=True)
             done = subprocess.run(
-                [sys.executable, __file__, "--child", dataset, "--repeat", str(args.repeat)],
+                [sys.executable, __file__, "--child", dataset, "--repeat", str(args.repeat), "--conf", json.dumps(args.conf)],
                 env=env, capture_output=True, text=True,
             )
             line = next((l for l in done.stdout.splitlines() if l.startswith("RECORDS ")), None)
             if line is None:
                 print(done.stderr[-3000:])
                 raise SystemExit(f"benchmark run on {dataset} failed")
-            single = None if args.no_single_script else time_single_script(env, DATASETS[dataset])
+            single = None if args.no_single_script else time_single_script(env, DATASETS[dataset], dataset.endswith("-plays"))
             for record in json.loads(line[len("RECORDS "):]):
-                record.update(java_opts=java_opts or "(default)", machine=f"{platform.node()} {os.cpu_count()} cpus",
-                              trivial_submit_seconds=round(trivial, 2), single_script=single,
+                if dataset.startswith("gen-") and record.get("run_dir"):  # the same saved model and data
+                    record["recommend_baselines"] = time_recommend_baselines(env, Path(record["run_dir"]))
+                    if dataset.endswith("-plays"):
+                        record["implicit_library"] = time_implicit_library(Path(record["run_dir"]), record["als_params"])
+                record.update(java_opts=java_opts or "(default)", conf=run_conf(dataset), machine=f"{platform.node()} {os.cpu_count()} cpus",
+                              trivial_submit_seconds=round(trivial, 2), trivial_tuned_seconds=round(trivial_tuned, 2),
+                              single_script=single,
                               interactions=(record.get("rows") or {}).get("preprocess", [None])[0],
                               at=time.strftime("%Y-%m-%dT%H:%M:%S"))
                 rows.append(record)
                 with open(results_file, "a") as out:
                     out.write(json.dumps(record) + "\n")
 
-    table = markdown_table(rows)
+    table = markdown_table(rows) + baselines_table(rows)
     (results / "latest.md").write_text(table + "\n")
     print("\n" + table)
     if len({r["interactions"] for r in rows}) >= 2:
@@ -246,7 +313,7 @@ def main() -> None:
 def markdown_table(rows: list[dict]) -> str:
     """One line per DAG run: DAG and single-script seconds, their ratio, the trivial-submit ratio,
     then per task: seconds (start-up seconds, driver peak RSS MB)."""
-    head = "| data | rows | DAG s | single script s | DAG / single | DAG / trivial | " + " | ".join(TASKS) + " | metric |"
+    head = "| data | rows | DAG s | single script s | DAG / single | DAG / trivial (/ tuned) | " + " | ".join(TASKS) + " | metric |"
     lines = [head, "|" + "---|" * (7 + len(TASKS))]
     for r in rows:
         single = (r.get("single_script") or {}).get("wall_seconds")
@@ -256,10 +323,35 @@ def markdown_table(rows: list[dict]) -> str:
             rss = r.get("driver_peak_rss_mb", {}).get(task)
             cells.append(f"{seconds:.1f} ({startup:.1f}" + (f", {rss} MB)" if rss else ")"))
         ratio = f"{r['dag_seconds'] / single:.2f}x" if single else "-"
+        tuned = f" ({r['dag_seconds'] / r['trivial_tuned_seconds']:.1f}x)" if r.get("trivial_tuned_seconds") else ""
         metric = f"{r['metric']} {r['model']:.4f} vs {r['baseline']:.4f}" if r.get("model") is not None else r["state"]
         lines.append(f"| {r['dataset']} | {r.get('interactions') or '-'} | {r['dag_seconds']:.1f} | {single or '-'} | {ratio} | "
-                     f"{r['dag_seconds'] / r['trivial_submit_seconds']:.1f}x | " + " | ".join(cells) + f" | {metric} |")
+                     f"{r['dag_seconds'] / r['trivial_submit_seconds']:.1f}x{tuned} | " + " | ".join(cells) + f" | {metric} |")
     return "\n".join(lines)
+
+
+def baselines_table(rows: list[dict]) -> str:
+    """Spark's recommendForAllUsers against the project's top-N on the same model, and implicit's
+    ALS per iteration against the train step's."""
+    lines = []
+    for r in rows:
+        base = r.get("recommend_baselines") or {}
+        if "top_n_unseen" in base:
+            spark_alone = base["recommendForAllUsers"]["seconds"]
+            lines.append(
+                f"| {r['dataset']} | recommend step {r['task_seconds'].get('recommend', 0):.1f} s; top_n_unseen alone "
+                f"{base['top_n_unseen']['seconds']:.1f} s | recommendForAllUsers {spark_alone:.1f} s; + seen removed "
+                f"{base['recommendForAllUsers_unseen']['seconds']:.1f} s (mean list {base['recommendForAllUsers_unseen']['mean_list_length']}) | "
+                f"{spark_alone / max(r['task_seconds'].get('recommend', 0), 1e-9):.2f}x (step), "
+                f"{spark_alone / max(base['top_n_unseen']['seconds'], 1e-9):.2f}x (alone) |")
+        lib = r.get("implicit_library") or {}
+        if "per_iteration_seconds" in lib and r.get("fit_seconds"):
+            ours = r["fit_seconds"]["fit"] / r["als_params"]["max_iter"]
+            lines.append(f"| {r['dataset']} | train: fit {r['fit_seconds']['fit']:.1f} s, {ours:.2f} s per iteration | "
+                         f"implicit {lib['per_iteration_seconds']:.2f} s per iteration | {ours / lib['per_iteration_seconds']:.1f}x slower |")
+    if not lines:
+        return ""
+    return "\n\n| data | project | baseline | baseline / project |\n|---|---|---|---|\n" + "\n".join(lines)
 
 
 def plot_time_against_size(rows: list[dict], target: Path) -> Path:

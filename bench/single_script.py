@@ -34,21 +34,22 @@ def main() -> None:
     phases["session"] = time.perf_counter() - started
     mark = time.perf_counter()
     ratings = spark.read.csv(f"{args.ratings}/ratings.csv", header=True, inferSchema=True)
+    user, item, rating = ratings.columns[:3]  # userId, movieId (songId in the sample), rating
     train, test = ratings.randomSplit([0.8, 0.2], seed=42)
-    als = ALS(userCol="userId", itemCol="movieId", ratingCol="rating", rank=args.rank, maxIter=args.max_iter,
+    als = ALS(userCol=user, itemCol=item, ratingCol=rating, rank=args.rank, maxIter=args.max_iter,
               regParam=0.1, implicitPrefs=args.implicit, coldStartStrategy="drop", seed=42)
     model = als.fit(train)
     phases["read_and_fit"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    rmse = RegressionEvaluator(metricName="rmse", labelCol="rating").evaluate(model.transform(test))
-    phases["rmse"] = time.perf_counter() - mark
+    rmse = RegressionEvaluator(metricName="rmse", labelCol=rating).evaluate(model.transform(test))
+    phases["score"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    top = model.recommendForAllUsers(args.top_n).select("userId", F.posexplode("recommendations").alias("pos", "rec"))
-    top.select("userId", (F.col("pos") + 1).alias("rank"), F.col("rec.movieId").alias("movieId"),
+    top = model.recommendForAllUsers(args.top_n).select(user, F.posexplode("recommendations").alias("pos", "rec"))
+    top.select(user, (F.col("pos") + 1).alias("rank"), F.col(f"rec.{item}").alias(item),
                F.col("rec.rating").alias("score")).coalesce(1).write.mode("overwrite").csv(args.out, header=True)
     phases["recommend_and_csv"] = time.perf_counter() - mark
     phases["total"] = time.perf_counter() - started
-    print("PHASES " + json.dumps({**{k: round(v, 2) for k, v in phases.items()}, "rmse": rmse}))
+    print("PHASES " + json.dumps({**{k: round(v, 2) for k, v in phases.items()}, "rmse_value": rmse}))
     spark.stop()
 
 

@@ -139,6 +139,9 @@ with DAG(
         execution_timeout=timedelta(minutes=30),
         doc_md="Unpack the zip or tar.gz safely (no path escapes, links or zip bombs).",
     )
+    # The Spark steps' settings follow the data's size (JIT, driver memory): an estimate from the
+    # extracted bytes for preprocess, then preprocess's own count.
+    interactions = upstream("preprocess", "rows_kept")
     preprocess = SparkJobOperator(
         task_id="preprocess",
         job="preprocess",
@@ -149,6 +152,7 @@ with DAG(
             "feedback": "{{ params.feedback }}",
             "max_reject_share": "{{ params.max_reject_share }}",
         },
+        data_rows=upstream("extract", "estimated_rows"),
         doc_md="Read with explicit schemas, reject bad rows by reason, dedupe, join titles, index IDs; parquet out.",
     )
     train = SparkJobOperator(
@@ -168,6 +172,7 @@ with DAG(
             "refit": "{{ params.refit }}",
             "k": "{{ params.top_n }}",
         },
+        data_rows=interactions,
         execution_timeout=timedelta(hours=3),
         doc_md="Split (param split), optionally tune, fit the evaluation model, refit on every interaction.",
     )
@@ -187,6 +192,7 @@ with DAG(
             "dataset": upstream_result("preprocess"),
             "training": upstream_result("train"),
         },
+        data_rows=interactions,
         doc_md="RMSE/MAE vs. a bias baseline (explicit); ranking metrics, coverage vs. popularity; the quality "
         "gate against the champion; run history; HTML report.",
     )
@@ -204,6 +210,7 @@ with DAG(
             "dataset_key": upstream("evaluate", "dataset_key"),
             "champion_record": "{{ ti.xcom_pull(task_ids='evaluate')['champion_record'] | tojson }}",
         },
+        data_rows=interactions,
         outlets=[RECOMMENDATIONS],
         doc_md="Top-N unseen songs per user to recommended_songs.csv; publish CSV and model together, "
         "unless a newer logical date is published (then skipped).",

@@ -34,7 +34,7 @@ from musicrec import history, paths, result  # noqa: E402
 from musicrec.datasets import FORMAT_NAMES  # noqa: E402,F401  (the DAG's dataset_format choices)
 from musicrec.errors import PipelineError, TransientError  # noqa: E402
 from musicrec.model import AlsParams  # noqa: E402
-from musicrec.spark_config import SPARK_CONF  # noqa: E402
+from musicrec.spark_config import SPARK_CONF, sized_conf  # noqa: E402
 from musicrec.splits import DEFAULT_SPLIT, SPLITS  # noqa: E402,F401  (the DAG's split choices)
 
 ALS_DEFAULTS = AlsParams()  # the DAG's param defaults
@@ -83,6 +83,14 @@ def as_cli_args(job_args: dict[str, Any]) -> list[str]:
     return args
 
 
+def rows_of(text: str | int | None) -> int | None:
+    """A rendered row count, or None when it is missing or not a number (then sizes are not tuned)."""
+    try:
+        return int(float(str(text).strip())) if text is not None else None
+    except ValueError:
+        return None
+
+
 def run_date(context):
     """The run's logical date; a run triggered without one (Airflow 3 allows it) uses its run_after."""
     return context.get("logical_date") or context["dag_run"].run_after
@@ -107,11 +115,13 @@ def log_task_failure(context) -> None:
 class SparkJobOperator(SparkSubmitOperator):
     """Run `spark_jobs/<job>.py` and return its result dict (see musicrec.result.STEP_OUTPUTS)."""
 
-    template_fields = (*SparkSubmitOperator.template_fields, "job_args")
+    template_fields = (*SparkSubmitOperator.template_fields, "job_args", "data_rows")
     template_fields_renderers = {"job_args": "json"}
     ui_color = "#fdf0e1"
 
-    def __init__(self, *, job: str, job_args: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *, job: str, job_args: dict[str, Any] | None = None, data_rows: str | int | None = None, **kwargs: Any
+    ) -> None:
         if job not in result.STEPS:
             raise ValueError(f"unknown job {job!r}; the jobs are {result.STEPS}")
         kwargs.setdefault("name", f"musicrec-{job}")
@@ -120,6 +130,9 @@ class SparkJobOperator(SparkSubmitOperator):
         super().__init__(application=str(JOBS_DIR / f"{job}.py"), **kwargs)
         self.job = job
         self.job_args = job_args or {}
+        # How many interactions the job reads (a template of an upstream count): the Spark
+        # settings that depend on size follow it (musicrec.spark_config.sized_conf).
+        self.data_rows = data_rows
 
     def execute(self, context) -> dict[str, Any]:
         run = paths.run_dir(paths.data_root(), context["run_id"])
@@ -133,7 +146,11 @@ class SparkJobOperator(SparkSubmitOperator):
             }),
         ]
         self.py_files = str(build_library_zip(run / "lib" / "musicrec.zip"))
-        self.conf = {"spark.pyspark.python": os.environ.get(PYSPARK_PYTHON_ENV, sys.executable), **(self.conf or {})}
+        self.conf = {
+            "spark.pyspark.python": os.environ.get(PYSPARK_PYTHON_ENV, sys.executable),
+            **(self.conf or {}),
+            **sized_conf(rows_of(self.data_rows)),
+        }
         started = time.monotonic()
         try:
             super().execute(context)

@@ -8,12 +8,15 @@ from pathlib import Path
 
 from musicrec import job
 from musicrec.archive import extract
+from musicrec.spark_config import estimated_rows
 
 
 def work(args):
     target = Path(args.run_dir) / "extract"
     count = extract(Path(args.archive), target, sha256=args.sha256.strip() or None)
-    return {"dataset_dir": str(target), "file_count": count}
+    size = sum(path.stat().st_size for path in target.rglob("*") if path.is_file())
+    # preprocess's Spark settings depend on the data's size (musicrec.spark_config.sized_conf)
+    return {"dataset_dir": str(target), "file_count": count, "dataset_bytes": size, "estimated_rows": estimated_rows(size)}
 
 
 if __name__ == "__main__":

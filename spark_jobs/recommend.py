@@ -24,10 +24,13 @@ def work(args):
     # Exclude everything the user already has, train and test alike: a recommendation is news.
     top = top_n_unseen(model, interactions, args.top_n)
     rows = with_original_ids(top, interactions, items).cache()
-    csv_path = write_single_csv(rows, run_dir / "recommend" / RECOMMENDATIONS_FILE)
+    # Counted before the CSV is written: the count scores every user on all cores and fills the
+    # cache, and the single-file CSV then only sorts and writes (scoring under its coalesce(1)
+    # would run in one task).
     row_count, users = rows.count(), rows.select("user_id").distinct().count()
     if row_count == 0:
         raise PipelineError(f"no recommendations were produced from {args.interactions}: nothing to publish")
+    csv_path = write_single_csv(rows, run_dir / "recommend" / RECOMMENDATIONS_FILE)
     check_champion_unchanged(data_root_of_run(run_dir), args)
     # Every check is done: publish the CSV and the model together, last.
     outcome = publish(

@@ -130,7 +130,10 @@ def fit(train, params: AlsParams, checkpoint_dir: str) -> RecommenderModel:
     from pyspark.ml.recommendation import ALS
     from pyspark.sql import functions as F
 
+    from musicrec.spark_config import als_blocks
+
     train.sparkSession.sparkContext.setCheckpointDir(checkpoint_dir)
+    blocks = als_blocks(train.sparkSession)
     als = ALS(
         userCol=C.USER_INDEX,
         itemCol=C.ITEM_INDEX,
@@ -143,6 +146,8 @@ def fit(train, params: AlsParams, checkpoint_dir: str) -> RecommenderModel:
         alpha=params.alpha,
         coldStartStrategy="drop",
         checkpointInterval=params.checkpoint_interval,
+        numUserBlocks=blocks,
+        numItemBlocks=blocks,
     )
     if params.feedback == IMPLICIT:
         # Raw play counts span 1 to 10^5: the log keeps a few obsessive listeners from

@@ -49,13 +49,17 @@ def _top_n(user_table, item_table, seen, n: int):
     import pandas as pd
     from pyspark.sql import functions as F
 
-    # Sorted by index, so that a song's position breaks ties the way its index does.
+    # Sorted by index, so that a song's position breaks ties the way its index does (and, with
+    # StringIndexer's most-played-first indices, the first positions are the popular songs).
     rows = sorted(item_table.select(C.ITEM_INDEX, "features", "offset").collect(), key=lambda r: r[C.ITEM_INDEX])
     item_ids = np.array([r[C.ITEM_INDEX] for r in rows], dtype=np.int64)
     item_vectors = np.array([r["features"] for r in rows], dtype=np.float64).reshape(len(rows), -1)
     item_offsets = np.array([r["offset"] for r in rows], dtype=np.float64)
-    position = {int(item): pos for pos, item in enumerate(item_ids)}
-    shared = user_table.sparkSession.sparkContext.broadcast((item_ids, item_vectors, item_offsets, position))
+    position_of = np.full(int(item_ids.max()) + 1 if len(item_ids) else 1, -1, dtype=np.int64)  # item index -> position
+    position_of[item_ids] = np.arange(len(item_ids))
+    shared = user_table.sparkSession.sparkContext.broadcast(
+        (item_ids, np.ascontiguousarray(item_vectors.T), item_offsets, position_of)
+    )
     chunk = max(1, SCORES_PER_CHUNK // max(len(rows), 1))
     seen_lists = seen.groupBy(C.USER_INDEX).agg(F.collect_list(C.ITEM_INDEX).alias("_seen"))
     users = user_table.join(seen_lists, C.USER_INDEX, "left")
@@ -63,20 +67,21 @@ def _top_n(user_table, item_table, seen, n: int):
     user_col, item_col, score_col, rank_col = C.USER_INDEX, C.ITEM_INDEX, SCORE, RANK  # no module refs in the closure
 
     def score(batches):
-        ids, vectors, offsets, where = shared.value
+        ids, vectors_t, offsets, positions = shared.value
         keep = min(n, len(ids))
+        finite = bool(np.isfinite(vectors_t).all() and np.isfinite(offsets).all())
+        buffer = np.empty((chunk, len(ids)), dtype=np.float64)  # one allocation, reused by every chunk
         for batch in batches:
             for start in range(0, len(batch), chunk):
                 part = batch.iloc[start : start + chunk]  # noqa: E203
                 user_vectors = np.array(part["features"].tolist(), dtype=np.float64).reshape(len(part), -1)
-                scores = user_vectors @ vectors.T + offsets + part["offset"].to_numpy()[:, None]
-                for row, items in enumerate(part["_seen"]):
-                    if items is not None and len(items):
-                        scores[row, [where[i] for i in items if i in where]] = -np.inf
-                best = _best_positions(scores, keep)
-                best_scores = np.take_along_axis(scores, best, axis=1)
-                order = np.lexsort((ids[best], -best_scores), axis=1)
-                best, best_scores = np.take_along_axis(best, order, axis=1), np.take_along_axis(best_scores, order, axis=1)
+                scores = np.matmul(user_vectors, vectors_t, out=buffer[: len(part)])
+                scores += offsets
+                scores += part["offset"].to_numpy(dtype=np.float64)[:, None]
+                if not (finite and np.isfinite(user_vectors).all()):
+                    scores[np.isnan(scores)] = -np.inf  # NaN ranks with the seen songs: last
+                _mask_seen(scores, part["_seen"], positions)
+                best, best_scores = top_positions(scores, keep)
                 found = np.isfinite(best_scores)  # fewer than n unseen songs: shorter list
                 yield pd.DataFrame({
                     user_col: np.repeat(part[user_col].to_numpy(), keep)[found.ravel()],
@@ -89,23 +94,50 @@ def _top_n(user_table, item_table, seen, n: int):
     return users.mapInPandas(score, schema)
 
 
-def _best_positions(scores, keep: int):
-    """Per row, the positions of the `keep` highest scores (ties: the smaller position), unordered.
+def _mask_seen(scores, seen_lists, position_of) -> None:
+    """Set the scores of each row's seen songs (lists of item indices, or None) to -inf, in place."""
+    import numpy as np
 
-    argpartition alone keeps an arbitrary subset of the songs tied at the cut-off; here every
-    song strictly above the keep-th best score is kept, and the tied ones fill the rest in order.
+    lengths = np.array([0 if items is None else len(items) for items in seen_lists], dtype=np.int64)
+    if not lengths.any():
+        return
+    items = np.concatenate([np.asarray(items, dtype=np.int64) for items in seen_lists if items is not None and len(items)])
+    rows = np.repeat(np.arange(len(lengths)), lengths)
+    known = items < len(position_of)
+    rows, positions = rows[known], position_of[items[known]]
+    scored = positions >= 0  # a seen song the model has no factors for is not in the row
+    scores[rows[scored], positions[scored]] = -np.inf
+
+
+BOUND_SAMPLE = 1024  # songs whose keep-th best score bounds a row's cut-off from below
+
+
+def top_positions(scores, keep: int):
+    """Per row, the positions of the `keep` highest scores, best first, and those scores; equal
+    scores go to the smaller position. Scores must not be NaN (-inf is fine: it ranks last).
+
+    argpartition over every song is the slow part of top-N, and keeps an arbitrary subset of the
+    songs tied at the cut-off. Instead: the keep-th best score among the first BOUND_SAMPLE
+    positions (the popular songs, which tend to score high) is a lower bound of the row's keep-th
+    best, so only the songs scoring at least that are candidates; they are few, and are sorted
+    exactly by (score descending, position). bench/: ~6x faster than a full argpartition with tie
+    handling on a 340 x 59,000 chunk.
     """
     import numpy as np
 
     rows, width = scores.shape
-    if keep >= width:
-        return np.tile(np.arange(width), (rows, 1))
-    negated = np.where(np.isnan(scores), np.inf, -scores)  # NaN ranks with the seen songs: last
-    cut = np.partition(negated, keep - 1, axis=1)[:, keep - 1 : keep]  # noqa: E203 (the keep-th best, negated)
-    above, tied = negated < cut, negated == cut
-    room = keep - above.sum(axis=1, keepdims=True)
-    chosen = above | (tied & (np.cumsum(tied, axis=1, dtype=np.int32) <= room))
-    return np.nonzero(chosen)[1].reshape(rows, keep)
+    keep = min(keep, width)
+    if rows == 0 or keep == 0:
+        return np.zeros((rows, keep), dtype=np.int64), np.zeros((rows, keep), dtype=scores.dtype)
+    sample = scores[:, : max(keep, min(BOUND_SAMPLE, width))]
+    bound = np.partition(sample, sample.shape[1] - keep, axis=1)[:, sample.shape[1] - keep]
+    row_of, position = np.nonzero(scores >= bound[:, None])  # at least keep per row, by construction
+    value = scores[row_of, position]
+    order = np.lexsort((position, -value, row_of))
+    row_of, position, value = row_of[order], position[order], value[order]
+    starts = np.searchsorted(row_of, np.arange(rows))
+    taken = np.arange(len(row_of)) - starts[row_of] < keep
+    return position[taken].reshape(rows, keep), value[taken].reshape(rows, keep)
 
 
 def with_original_ids(top, interactions, items):

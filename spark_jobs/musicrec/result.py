@@ -16,7 +16,7 @@ from musicrec.errors import PipelineError, TransientError
 # The keys each step must return (it may return more facts, such as counts).
 STEP_OUTPUTS: dict[str, tuple[str, ...]] = {
     "download": ("archive_path", "source_url", "dataset_url_template", "size_bytes", "sha256"),
-    "extract": ("dataset_dir", "file_count"),
+    "extract": ("dataset_dir", "file_count", "dataset_bytes", "estimated_rows"),
     "preprocess": (
         "interactions_path",
         "items_path",

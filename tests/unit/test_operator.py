@@ -130,3 +130,40 @@ def test_a_previous_tries_result_is_never_returned(fake_submit):
         run(lambda result_file: None)
     fresh = '{"step": "extract", "dataset_dir": "/fresh", "file_count": 2, "job_seconds": 1, "session_seconds": 0}'
     assert run(lambda result_file: result_file.write_text(fresh))["dataset_dir"] == "/fresh"
+
+
+def test_spark_settings_follow_the_data_size(monkeypatch):
+    from musicrec import spark_config as S
+
+    for name in (S.DRIVER_JAVA_OPTIONS_ENV, S.DRIVER_MEMORY_ENV, S.EXTRA_CONF_ENV):
+        monkeypatch.delenv(name, raising=False)
+    assert S.sized_conf(None) == {} and S.sized_conf(S.SMALL_DATA_ROWS - 1) == {}  # SPARK_CONF's C1-only JIT stays
+    mid = S.sized_conf(S.SMALL_DATA_ROWS)
+    assert mid["spark.driver.extraJavaOptions"].startswith(S.SERIAL_GC) and S.C1_ONLY not in mid["spark.driver.extraJavaOptions"]
+    assert "spark.driver.memory" not in mid
+    assert S.sized_conf(S.LARGE_DATA_ROWS)["spark.driver.memory"] == S.LARGE_DRIVER_MEMORY
+    # What the user fixed wins over the size.
+    monkeypatch.setenv(S.DRIVER_JAVA_OPTIONS_ENV, "-XX:+UseG1GC")
+    monkeypatch.setenv(S.EXTRA_CONF_ENV, '{"spark.driver.memory": "12g"}')
+    assert S.sized_conf(S.LARGE_DATA_ROWS) == {}
+    assert S.estimated_rows(25 * 1000) == 1000
+
+
+def test_the_operator_submits_with_the_settings_of_the_rendered_row_count(tmp_path, monkeypatch):
+    from musicrec import spark_config as S
+    from musicrec_operators import SparkJobOperator, rows_of
+
+    for name in (S.DRIVER_JAVA_OPTIONS_ENV, S.DRIVER_MEMORY_ENV, S.EXTRA_CONF_ENV):
+        monkeypatch.delenv(name, raising=False)
+    assert rows_of("1200000") == 1_200_000 and rows_of(" 5e6 ") == 5_000_000 and rows_of("None") is None and rows_of(None) is None
+    monkeypatch.setenv("MUSICREC_DATA_ROOT", str(tmp_path))
+    submitted = {}
+    monkeypatch.setattr(type(SparkJobOperator(task_id="t", job="train")).__mro__[1], "execute",
+                        lambda self, context: submitted.update(self.conf))
+    context = {"run_id": "manual__r1", "logical_date": datetime(2026, 3, 2, tzinfo=timezone.utc), "dag_run": None}
+    for rows, c1_only, memory in (("57000", True, S.SPARK_CONF["spark.driver.memory"]), ("25000000", False, S.LARGE_DRIVER_MEMORY)):
+        submitted.clear()
+        with pytest.raises(Exception):  # no result file: spark-submit never ran
+            SparkJobOperator(task_id="train", job="train", data_rows=rows).execute(context)
+        assert (S.C1_ONLY in submitted["spark.driver.extraJavaOptions"]) is c1_only, (rows, submitted)
+        assert submitted["spark.driver.memory"] == memory

@@ -59,7 +59,7 @@ def test_staged_dir_replaces_only_on_success(tmp_path):
 def test_result_contract(tmp_path):
     with pytest.raises(ValueError, match="lacks"):
         result.write_result(tmp_path / "r.json", "extract", {"dataset_dir": "/x"})
-    result.write_result(tmp_path / "r.json", "extract", {"dataset_dir": "/x", "file_count": 2})
+    result.write_result(tmp_path / "r.json", "extract", {"dataset_dir": "/x", "file_count": 2, "dataset_bytes": 50, "estimated_rows": 2})
     assert result.read_result(tmp_path / "r.json")["file_count"] == 2
     result.write_error(tmp_path / "e.json", "download", "HTTP 404", retryable=False)
     with pytest.raises(PipelineError, match="HTTP 404") as error:

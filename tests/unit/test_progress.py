@@ -116,11 +116,15 @@ def test_als_half_steps_are_counted_per_fit(spark, caplog):
             P.expect_als(max_iter)
             ALS(userCol="u", itemCol="i", ratingCol="r", rank=3, seed=1, maxIter=max_iter,
                 implicitPrefs=implicit, checkpointInterval=2).fit(ratings)
-            time.sleep(0.3)  # the status store is updated by an asynchronous listener
-            final = reporter.report()  # unless the thread has already said it
+            # The status store is updated by an asynchronous listener: scan until it has caught up
+            # (a loaded machine can take seconds), unless the thread has already said it.
+            finals, deadline = [reporter.report()], time.monotonic() + 20
+            while reporter.als_half_steps < 2 * max_iter and time.monotonic() < deadline:
+                time.sleep(0.2)
+                finals.append(reporter.report())
             assert reporter.als_half_steps == 2 * max_iter
             done = f"ALS iterations done ({2 * max_iter}/{2 * max_iter} half-steps)"
-            assert sum(line.endswith(done) for line in [final, *_lines(caplog, "fit")]) == 1  # said once
+            assert sum(line.endswith(done) for line in [*finals, *_lines(caplog, "fit")]) == 1  # said once
     ratings.unpersist()
 
     seen = [m for m in map(ALS_ITER.search, _lines(caplog, "fit")) if m]

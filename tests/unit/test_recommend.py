@@ -181,3 +181,22 @@ def test_csv_with_many_users_is_ordered_and_matches_the_model(spark, trained, tm
     assert np.allclose(predicted["written"], predicted[C.PREDICTION], rtol=0, atol=6e-5)  # rounded to 4 places
     seen_pairs = {(r[C.USER_INDEX], r[C.ITEM_INDEX]) for r in seen.collect()}
     assert not seen_pairs & set(zip(predicted[C.USER_INDEX], predicted[C.ITEM_INDEX]))
+
+
+@pytest.mark.parametrize("width, keep", [(5, 3), (40, 10), (3000, 10), (3000, 1), (2000, 2000)])
+def test_top_positions_matches_a_full_sort_with_ties_and_seen_songs(width, keep):
+    """The bounded selection against the obvious one (sort every row by score, then position)."""
+    from musicrec import recommend
+
+    rng = np.random.default_rng(width + keep)
+    scores = rng.integers(0, 4, size=(60, width)).astype(np.float64)  # few distinct values: ties everywhere
+    scores[rng.random(scores.shape) < 0.3] = -np.inf  # seen songs
+    scores[0, :] = -np.inf  # a user who has seen everything
+    scores[1, : max(0, width - 2)] = -np.inf  # ... or all but two
+    scores[2, :] = rng.standard_normal(width)  # no ties
+    scores[3, : min(width, recommend.BOUND_SAMPLE)] = -np.inf  # every song of the bound's sample seen
+    positions, values = recommend.top_positions(scores, keep)
+    for row in range(len(scores)):
+        expected = np.lexsort((np.arange(width), -scores[row]))[:keep]
+        assert positions[row].tolist() == expected.tolist(), row
+        assert values[row].tolist() == scores[row, expected].tolist(), row
