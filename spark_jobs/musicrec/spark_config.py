@@ -37,11 +37,15 @@ def extra_conf(text: str | None) -> dict[str, str]:
 
 DRIVER_JAVA_OPTIONS_ENV = "MUSICREC_DRIVER_JAVA_OPTIONS"  # fixes the driver's JVM options, whatever the size
 DRIVER_MEMORY_ENV = "MUSICREC_DRIVER_MEMORY"
+SHUFFLE_PARTITIONS_ENV = "MUSICREC_SHUFFLE_PARTITIONS"
 # A single-driver JVM: the serial collector. On small data, C1-only JIT starts faster; from
 # SMALL_DATA_ROWS on, C2's compiled code wins (bench/ on 2 cores: at 57k ratings C1 saves ~2 s per
 # job; at 1M an ALS fit takes 27 s under C1 and 13 s with C2).
 SERIAL_GC, C1_ONLY = "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"
 SMALL_DATA_ROWS = 300_000
+# Below SMALL_DATA_ROWS a job is dozens of tiny Spark jobs: adaptive execution's extra jobs per
+# shuffle and 8 partitions cost more than they save (bench/: the sample's DAG 115.7 -> 90.7 s).
+SMALL_DATA_PARTITIONS = min(os.cpu_count() or 2, 4)
 LARGE_DATA_ROWS = 5_000_000  # from here the driver (local mode: also the executor) gets LARGE_DRIVER_MEMORY
 LARGE_DRIVER_MEMORY = "4g"
 BYTES_PER_ROW = 25  # a MovieLens ratings.csv line ("1,999,3.0,1675967274"): rows estimated from bytes
@@ -53,7 +57,7 @@ BASE_DRIVER_JAVA_OPTIONS = os.environ.get(DRIVER_JAVA_OPTIONS_ENV, f"{SERIAL_GC}
 SPARK_CONF: dict[str, str] = {
     "spark.ui.enabled": "false",  # no web UI port to bind for a batch job
     "spark.ui.showConsoleProgress": "false",  # progress bars garble task logs
-    "spark.sql.shuffle.partitions": os.environ.get("MUSICREC_SHUFFLE_PARTITIONS", "8"),
+    "spark.sql.shuffle.partitions": os.environ.get(SHUFFLE_PARTITIONS_ENV, "8"),
     "spark.sql.adaptive.enabled": "true",
     "spark.sql.session.timeZone": "UTC",
     "spark.driver.memory": os.environ.get(DRIVER_MEMORY_ENV, "2g"),
@@ -66,12 +70,17 @@ SPARK_CONF: dict[str, str] = {
 def sized_conf(rows: int | None) -> dict[str, str]:
     """The settings that depend on how many interactions a job reads (None: unknown, small).
 
-    Over SPARK_CONF: C2 JIT from SMALL_DATA_ROWS on, more driver memory from LARGE_DATA_ROWS on.
-    $MUSICREC_DRIVER_JAVA_OPTIONS, $MUSICREC_DRIVER_MEMORY and $MUSICREC_SPARK_CONF still win.
+    Over SPARK_CONF: below SMALL_DATA_ROWS no adaptive execution and few shuffle partitions;
+    from SMALL_DATA_ROWS on, C2 JIT; from LARGE_DATA_ROWS on, more driver memory. What the user
+    set ($MUSICREC_DRIVER_JAVA_OPTIONS, _DRIVER_MEMORY, _SHUFFLE_PARTITIONS, _SPARK_CONF) wins.
     """
     conf: dict[str, str] = {}
     if rows is None:
         return conf
+    if rows < SMALL_DATA_ROWS:
+        conf["spark.sql.adaptive.enabled"] = "false"
+        if SHUFFLE_PARTITIONS_ENV not in os.environ:
+            conf["spark.sql.shuffle.partitions"] = str(SMALL_DATA_PARTITIONS)
     if DRIVER_JAVA_OPTIONS_ENV not in os.environ and rows >= SMALL_DATA_ROWS:
         conf["spark.driver.extraJavaOptions"] = SERIAL_GC + sharing_options()
     if DRIVER_MEMORY_ENV not in os.environ and rows >= LARGE_DATA_ROWS:

@@ -135,17 +135,21 @@ def test_a_previous_tries_result_is_never_returned(fake_submit):
 def test_spark_settings_follow_the_data_size(monkeypatch):
     from musicrec import spark_config as S
 
-    for name in (S.DRIVER_JAVA_OPTIONS_ENV, S.DRIVER_MEMORY_ENV, S.EXTRA_CONF_ENV):
+    for name in (S.DRIVER_JAVA_OPTIONS_ENV, S.DRIVER_MEMORY_ENV, S.SHUFFLE_PARTITIONS_ENV, S.EXTRA_CONF_ENV):
         monkeypatch.delenv(name, raising=False)
-    assert S.sized_conf(None) == {} and S.sized_conf(S.SMALL_DATA_ROWS - 1) == {}  # SPARK_CONF's C1-only JIT stays
+    assert S.sized_conf(None) == {}
+    small = S.sized_conf(S.SMALL_DATA_ROWS - 1)  # SPARK_CONF's C1-only JIT stays; no AQE, few partitions
+    assert small == {"spark.sql.adaptive.enabled": "false", "spark.sql.shuffle.partitions": str(S.SMALL_DATA_PARTITIONS)}
     mid = S.sized_conf(S.SMALL_DATA_ROWS)
     assert mid["spark.driver.extraJavaOptions"].startswith(S.SERIAL_GC) and S.C1_ONLY not in mid["spark.driver.extraJavaOptions"]
-    assert "spark.driver.memory" not in mid
+    assert "spark.driver.memory" not in mid and "spark.sql.adaptive.enabled" not in mid
     assert S.sized_conf(S.LARGE_DATA_ROWS)["spark.driver.memory"] == S.LARGE_DRIVER_MEMORY
     # What the user fixed wins over the size.
     monkeypatch.setenv(S.DRIVER_JAVA_OPTIONS_ENV, "-XX:+UseG1GC")
     monkeypatch.setenv(S.EXTRA_CONF_ENV, '{"spark.driver.memory": "12g"}')
     assert S.sized_conf(S.LARGE_DATA_ROWS) == {}
+    monkeypatch.setenv(S.SHUFFLE_PARTITIONS_ENV, "64")
+    assert S.sized_conf(10) == {"spark.sql.adaptive.enabled": "false"}
     assert S.estimated_rows(25 * 1000) == 1000
 
 
@@ -153,7 +157,7 @@ def test_the_operator_submits_with_the_settings_of_the_rendered_row_count(tmp_pa
     from musicrec import spark_config as S
     from musicrec_operators import SparkJobOperator, rows_of
 
-    for name in (S.DRIVER_JAVA_OPTIONS_ENV, S.DRIVER_MEMORY_ENV, S.EXTRA_CONF_ENV):
+    for name in (S.DRIVER_JAVA_OPTIONS_ENV, S.DRIVER_MEMORY_ENV, S.SHUFFLE_PARTITIONS_ENV, S.EXTRA_CONF_ENV):
         monkeypatch.delenv(name, raising=False)
     assert rows_of("1200000") == 1_200_000 and rows_of(" 5e6 ") == 5_000_000 and rows_of("None") is None and rows_of(None) is None
     monkeypatch.setenv("MUSICREC_DATA_ROOT", str(tmp_path))
