@@ -158,12 +158,14 @@ def rows_in_and_out(xcoms: dict) -> dict:
 SPARK_SUBMIT = Path(sys.executable).parent.parent / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages" / "pyspark" / "bin" / "spark-submit"
 
 
-def time_recommend_baselines(env: dict, run_dir: Path) -> dict:
-    """bench/recommend_baselines.py on the run's saved model: Spark's top-N against the project's."""
+def time_recommend_baselines(env: dict, run_dir: Path, rows: int | None) -> dict:
+    """bench/recommend_baselines.py on the run's saved model: Spark's top-N against the project's,
+    with the Spark settings the recommend step had for this many interactions."""
     sys.path.insert(0, str(ROOT / "spark_jobs"))
-    from musicrec.spark_config import SPARK_CONF
+    from musicrec.spark_config import SPARK_CONF, sized_conf
 
-    conf = [arg for key, value in {**SPARK_CONF, "spark.pyspark.python": sys.executable}.items() for arg in ("--conf", f"{key}={value}")]
+    settings = {**SPARK_CONF, **sized_conf(rows), "spark.pyspark.python": sys.executable}
+    conf = [arg for key, value in settings.items() for arg in ("--conf", f"{key}={value}")]
     done = subprocess.run(
         [str(SPARK_SUBMIT), "--master", "local[*]", *conf, "--py-files", str(run_dir / "lib" / "musicrec.zip"),
          str(ROOT / "bench" / "recommend_baselines.py"), "--model", str(run_dir / "train" / "model"),
@@ -290,7 +292,8 @@ def main() -> None:
             single = None if args.no_single_script else time_single_script(env, DATASETS[dataset], dataset.endswith("-plays"))
             for record in json.loads(line[len("RECORDS "):]):
                 if dataset.startswith("gen-") and record.get("run_dir"):  # the same saved model and data
-                    record["recommend_baselines"] = time_recommend_baselines(env, Path(record["run_dir"]))
+                    kept = (record.get("rows") or {}).get("train", [None])[0]  # preprocess's rows_kept
+                    record["recommend_baselines"] = time_recommend_baselines(env, Path(record["run_dir"]), kept)
                     if dataset.endswith("-plays"):
                         record["implicit_library"] = time_implicit_library(Path(record["run_dir"]), record["als_params"])
                 record.update(java_opts=java_opts or "(default)", conf=run_conf(dataset), machine=f"{platform.node()} {os.cpu_count()} cpus",
