@@ -27,7 +27,15 @@ def test_bench_harness_on_a_tiny_generated_dataset(tmp_path, monkeypatch):
     assert {"preprocess", "train", "evaluate", "recommend"} <= set(record["driver_peak_rss_mb"])
     assert all(100 < mb < 8192 for mb in record["driver_peak_rss_mb"].values())
     single = record["single_script"]
-    assert 0 < single["rmse"] < 2 and single["wall_seconds"] > single["read_and_fit"] > 0
-    assert record["rows"]["recommend"][1] == 10 * record["rows"]["recommend"][0]  # top 10 for every user
+    assert 0 < single["rmse_value"] < 2 and single["wall_seconds"] > single["read_and_fit"] > 0
+    assert record["trivial_submit_seconds"] > 0 and record["trivial_tuned_seconds"] > 0
+    users = record["rows"]["recommend"][0]
+    assert record["rows"]["recommend"][1] == 10 * users  # top 10 for every user
+    # Spark's top-N and the project's, on the DAG's own model: every user, 10 songs each (fewer
+    # once Spark's lists lose the songs users already have).
+    baselines = record["recommend_baselines"]
+    assert baselines["top_n_unseen"]["rows"] == baselines["recommendForAllUsers"]["rows"] == 10 * users
+    assert baselines["recommendForAllUsers_unseen"]["mean_list_length"] < 10
+    assert all(variant["seconds"] > 0 for variant in baselines.values())
     table = (tmp_path / "latest.md").read_text()
-    assert "| gen-20k | 20000 |" in table and "DAG / single" in table
+    assert "| gen-20k | 20000 |" in table and "DAG / single" in table and "recommendForAllUsers" in table
