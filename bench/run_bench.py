@@ -158,14 +158,18 @@ def rows_in_and_out(xcoms: dict) -> dict:
 SPARK_SUBMIT = Path(sys.executable).parent.parent / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages" / "pyspark" / "bin" / "spark-submit"
 
 
+def conf_args(settings: dict) -> list[str]:
+    """{"spark.a": "1"} -> ["--conf", "spark.a=1"]: spark-submit's form of Spark settings."""
+    return [arg for key, value in settings.items() for arg in ("--conf", f"{key}={value}")]
+
+
 def time_recommend_baselines(env: dict, run_dir: Path, rows: int | None) -> dict:
     """bench/recommend_baselines.py on the run's saved model: Spark's top-N against the project's,
     with the Spark settings the recommend step had for this many interactions."""
     sys.path.insert(0, str(ROOT / "spark_jobs"))
     from musicrec.spark_config import SPARK_CONF, sized_conf
 
-    settings = {**SPARK_CONF, **sized_conf(rows), "spark.pyspark.python": sys.executable}
-    conf = [arg for key, value in settings.items() for arg in ("--conf", f"{key}={value}")]
+    conf = conf_args({**SPARK_CONF, **sized_conf(rows), "spark.pyspark.python": sys.executable})
     done = subprocess.run(
         [str(SPARK_SUBMIT), "--master", "local[*]", *conf, "--py-files", str(run_dir / "lib" / "musicrec.zip"),
          str(ROOT / "bench" / "recommend_baselines.py"), "--model", str(run_dir / "train" / "model"),
@@ -226,8 +230,7 @@ def time_trivial_submit(env: dict, times: int = 3, tuned: bool = False) -> float
     sys.path.insert(0, str(ROOT / "spark_jobs"))
     from musicrec.spark_config import SPARK_CONF
 
-    settings = {**(SPARK_CONF if tuned else {}), "spark.pyspark.python": sys.executable}
-    conf = [arg for key, value in settings.items() for arg in ("--conf", f"{key}={value}")]
+    conf = conf_args({**(SPARK_CONF if tuned else {}), "spark.pyspark.python": sys.executable})
     walls = []
     for _ in range(times):
         started = time.perf_counter()

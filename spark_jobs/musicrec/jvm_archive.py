@@ -1,6 +1,6 @@
 """The driver JVM's class-data-sharing archive (JDK CDS): Spark's classes parsed once, then mapped
 by every later spark-submit, which starts in about half the time (bench/: a trivial submit went
-from 11.7 s to 6.0 s on the 2-core machine; the archive is ~150 MB).
+from 11.7 s to 6.0 s on the 2-core machine; the archive is ~200 MB).
 
 Built once per installation (`make install`, the Docker image) by `python -m musicrec.jvm_archive`:
 a small Spark workload that touches what the jobs use (parquet, CSV, shuffles, windows,
