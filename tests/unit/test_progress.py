@@ -47,7 +47,10 @@ def test_lines_show_the_stage_and_its_tasks_done_rising(spark, caplog):
 def test_idle_line_when_no_stage_runs(spark, caplog):
     caplog.set_level(logging.INFO, logger="musicrec")
     with P.progress(spark, "quiet", interval=0.1):
-        time.sleep(0.6)
+        # The first tick reads the tracker over py4j, which can take seconds on a loaded machine.
+        deadline = time.monotonic() + 30
+        while len(_lines(caplog, "quiet")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
     lines = _lines(caplog, "quiet")
     assert lines and all(line.endswith(": idle (driver-side work)") for line in lines), lines
 
@@ -92,11 +95,17 @@ def test_tracker_errors_are_logged_at_debug_and_the_thread_goes_on(caplog):
     caplog.set_level(logging.DEBUG, logger="musicrec")
     reporter = P.ProgressReporter(_FakeContext(), "broken", interval=0.05)
     reporter.start()
-    time.sleep(0.4)
+
+    def failures():
+        return [r for r in caplog.records if "status tracker failed" in r.getMessage()]
+
+    deadline = time.monotonic() + 30  # a loaded machine can delay the thread's ticks
+    while len(failures()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert reporter.running
     reporter.stop()
     assert not reporter.running
-    failures = [r for r in caplog.records if "status tracker failed" in r.getMessage()]
+    failures = failures()
     assert len(failures) >= 2 and all(r.levelno == logging.DEBUG for r in failures)
     assert not [r for r in caplog.records if r.levelno >= logging.INFO]
 
