@@ -8,10 +8,10 @@ against a baseline and publishes the top-N songs per user as `recommended_songs.
 |---|---|---|---|
 | download | `spark_jobs/download.py` | param `dataset_url` (empty: embedded sample) | `archive_path` |
 | extract | `spark_jobs/extract.py` | `archive_path` | `dataset_dir` |
-| preprocess | `spark_jobs/preprocess.py` | `dataset_dir` | `interactions_path`, `items_path`, `rejects_path`, counts |
+| preprocess | `spark_jobs/preprocess.py` | `dataset_dir` | `interactions_path`, `items_path`, `user_ids_path`, `song_ids_path`, `rejects_path`, counts |
 | train | `spark_jobs/train.py` | `interactions_path` | `eval_model_path`, `model_path` (refit), `train_path`, `test_path` |
 | evaluate | `spark_jobs/evaluate.py` | `eval_model_path`, `train_path`, `test_path` | `metrics_path`, `report_path`, gate decision |
-| recommend | `spark_jobs/recommend.py` | `model_path`, `interactions_path`, `items_path` | `csv_path`, `published_csv_path` |
+| recommend | `spark_jobs/recommend.py` | `model_path`, `interactions_path`, `items_path`, `user_ids_path`, `song_ids_path` | `csv_path`, `published_csv_path` |
 
 **The quality gate** (evaluate): the model must beat its baseline and must not be worse than the
 dataset's champion, scored on the same held-out interactions, by more than `gate_tolerance`;
@@ -203,6 +203,8 @@ with DAG(
             "model": upstream("train", "model_path"),
             "interactions": upstream("preprocess", "interactions_path"),
             "items": upstream("preprocess", "items_path"),
+            "user_ids": upstream("preprocess", "user_ids_path"),
+            "song_ids": upstream("preprocess", "song_ids_path"),
             "top_n": "{{ params.top_n }}",
             "headline_metric": upstream("evaluate", "headline_metric"),
             "headline_score": upstream("evaluate", "model_score"),

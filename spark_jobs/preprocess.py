@@ -25,14 +25,18 @@ def work(args):
     with staged_dir(run_dir / "preprocess_rejects") as rejects_dir:
         prepared.rejects.write.parquet(str(rejects_dir / "rejects"))
     check_usable(prepared, args.max_reject_share, source=str(base))
-    indexed, users, songs = add_indices(prepared.interactions)
+    indexed = add_indices(prepared.interactions)
     with staged_dir(run_dir / "preprocess") as out:
-        indexed.write.parquet(str(out / "interactions"))
+        indexed.interactions.write.parquet(str(out / "interactions"))
+        indexed.users.write.parquet(str(out / "user_ids"))
+        indexed.songs.write.parquet(str(out / "song_ids"))
         prepared.items.write.parquet(str(out / "items"))
     final = run_dir / "preprocess"
     facts = {
         "interactions_path": str(final / "interactions"),
         "items_path": str(final / "items"),
+        "user_ids_path": str(final / "user_ids"),  # user_id, user_index
+        "song_ids_path": str(final / "song_ids"),  # song_id, item_index
         "rejects_path": str(run_dir / "preprocess_rejects" / "rejects"),
         "dataset_format": fmt.name,
         "feedback": feedback,
@@ -43,8 +47,8 @@ def work(args):
         "rows_rejected": prepared.rows_rejected,
         "plays_aggregated": prepared.plays_aggregated,  # play events summed into another row (play counts)
         "rejected_by_reason": prepared.rejected_by_reason,
-        "users": users,
-        "songs": songs,
+        "users": indexed.user_count,
+        "songs": indexed.song_count,
     }
     return facts
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from musicrec import champion, history, job
+from musicrec import columns as C
 from musicrec.errors import PipelineError
 from musicrec.model import load
 from musicrec.paths import RECOMMENDATIONS_FILE, data_root_of_run
@@ -19,11 +20,12 @@ def work(args):
     run_dir = Path(args.run_dir)
     spark = get_spark("musicrec-recommend")
     model = load(spark, args.model)
-    interactions = spark.read.parquet(args.interactions).cache()
-    items = spark.read.parquet(args.items)
     # Exclude everything the user already has, train and test alike: a recommendation is news.
-    top = top_n_unseen(model, interactions, args.top_n)
-    rows = with_original_ids(top, interactions, items).cache()
+    # Only the two index columns are read: the IDs come from preprocess's small ID tables.
+    seen = spark.read.parquet(args.interactions).select(C.USER_INDEX, C.ITEM_INDEX)
+    user_ids, song_ids = spark.read.parquet(args.user_ids), spark.read.parquet(args.song_ids)
+    top = top_n_unseen(model, seen, args.top_n)
+    rows = with_original_ids(top, user_ids, song_ids, spark.read.parquet(args.items)).cache()
     # Counted before the CSV is written: the count scores every user on all cores and fills the
     # cache, and the single-file CSV then only sorts and writes (scoring under its coalesce(1)
     # would run in one task).
@@ -49,7 +51,7 @@ def work(args):
     if outcome.published and args.champion_record:
         # After the publication, so that a crash between the two is mended by the retry (which
         # publishes nothing new, then crowns).
-        champion.crown(root, args.dataset_key, Path(args.eval_model), interactions, args.champion_record)
+        champion.crown(root, args.dataset_key, Path(args.eval_model), user_ids, song_ids, args.champion_record)
     history.record_publication(root, args.run_id or run_dir.name, outcome.published)
     published = root / "published"
     return {
@@ -97,6 +99,8 @@ if __name__ == "__main__":
     parser.add_argument("--model", required=True, help="train's model_path")
     parser.add_argument("--interactions", required=True, help="preprocess's interactions_path")
     parser.add_argument("--items", required=True, help="preprocess's items_path")
+    parser.add_argument("--user-ids", required=True, help="preprocess's user_ids_path (user_id, user_index)")
+    parser.add_argument("--song-ids", required=True, help="preprocess's song_ids_path (song_id, item_index)")
     parser.add_argument("--top-n", type=int, default=10)
     parser.add_argument("--headline-metric", default="", help="evaluate's headline_metric, recorded with the publication")
     parser.add_argument("--headline-score", type=float, default=None, help="evaluate's model_score")

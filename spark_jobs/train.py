@@ -6,13 +6,14 @@ import shutil
 import time
 from pathlib import Path
 
+from musicrec import columns as C
 from musicrec import job
 from musicrec.errors import PipelineError
 from musicrec.evaluation import headline_of, validation_score
 from musicrec.model import AlsParams, fit
 from musicrec.paths import staged_dir
 from musicrec.spark_config import get_spark
-from musicrec.splits import DEFAULT_SPLIT, SPLITS, split_interactions, validation_split
+from musicrec.splits import DEFAULT_SPLIT, SPLITS, validation_split, write_split
 from musicrec.tuning import VALIDATION_FRACTION, chosen_params, search
 
 
@@ -22,7 +23,6 @@ def work(args):
     run_dir = Path(args.run_dir)
     spark = get_spark("musicrec-train")
     interactions = spark.read.parquet(args.interactions)
-    train, test = split_interactions(interactions, args.split, args.test_fraction, args.seed)
     params = AlsParams(
         rank=args.rank, reg_param=args.reg_param, max_iter=args.max_iter, seed=args.seed,
         feedback=args.feedback, alpha=args.alpha,
@@ -30,9 +30,11 @@ def work(args):
     checkpoints = str(run_dir / "checkpoints")
     seconds = {}
     with staged_dir(run_dir / "train") as out:
-        train.write.parquet(str(out / "train"))
-        test.write.parquet(str(out / "test"))
-        train, test = spark.read.parquet(str(out / "train")).cache(), spark.read.parquet(str(out / "test"))
+        train_dir, test_dir = write_split(interactions, args.split, args.test_fraction, args.seed, out)
+        train, test = spark.read.parquet(str(train_dir)), spark.read.parquet(str(test_dir))
+        if not args.tune:  # the validation split hashes the string IDs; the fit needs none of them
+            train = train.select(C.USER_INDEX, C.ITEM_INDEX, C.RATING, C.TIMESTAMP)
+        train = train.cache()
         train_rows, test_rows = train.count(), test.count()
         if train_rows == 0 or test_rows == 0:
             raise PipelineError(

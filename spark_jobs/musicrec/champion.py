@@ -68,15 +68,17 @@ def _recover(folder: Path) -> None:
         os.rename(retired[-1], folder)
 
 
-def crown(root: Path, key: str, eval_model: Path, interactions, record: dict[str, Any]) -> Path:
-    """Make this run's evaluation model the champion of `key` (one folder swap)."""
+def crown(root: Path, key: str, eval_model: Path, user_ids, song_ids, record: dict[str, Any]) -> Path:
+    """Make this run's evaluation model the champion of `key` (one folder swap), with the run's ID
+    tables (`user_ids`: user_id, user_index; `song_ids`: song_id, item_index) to map later runs'
+    IDs into its index space."""
     import shutil
 
     folder = champion_dir(root, key)
     with staged_dir(folder) as staging:
         shutil.copytree(eval_model, staging / EVAL_MODEL)
-        interactions.select(C.USER_ID, C.USER_INDEX).distinct().write.parquet(str(staging / "users"))
-        interactions.select(C.ITEM_ID, C.ITEM_INDEX).distinct().write.parquet(str(staging / "songs"))
+        user_ids.select(C.USER_ID, C.USER_INDEX).write.parquet(str(staging / "users"))
+        song_ids.select(C.ITEM_ID, C.ITEM_INDEX).write.parquet(str(staging / "songs"))
         (staging / RECORD).write_text(json.dumps({**record, "dataset_key": key}, indent=2, sort_keys=True))
     return folder
 

@@ -140,13 +140,14 @@ def top_positions(scores, keep: int):
     return position[taken].reshape(rows, keep), value[taken].reshape(rows, keep)
 
 
-def with_original_ids(top, interactions, items):
-    """Replace indices by the dataset's own IDs and add titles and artists: the CSV's columns, in
+def with_original_ids(top, user_ids, song_ids, items):
+    """Replace indices by the dataset's own IDs (`user_ids`: user_id, user_index; `song_ids`:
+    song_id, item_index, preprocess's ID tables) and add titles and artists: the CSV's columns, in
     order (C.RECOMMENDATION_COLUMNS). A song without metadata gets a null title and artist."""
     from pyspark.sql import functions as F
 
-    users = interactions.select(C.USER_ID, C.USER_INDEX).distinct()
-    songs = interactions.select(C.ITEM_ID, C.ITEM_INDEX).distinct()
+    users = user_ids.select(C.USER_ID, C.USER_INDEX)
+    songs = song_ids.select(C.ITEM_ID, C.ITEM_INDEX)
     return (
         top.join(users, C.USER_INDEX)
         .join(songs, C.ITEM_INDEX)

@@ -20,6 +20,8 @@ STEP_OUTPUTS: dict[str, tuple[str, ...]] = {
     "preprocess": (
         "interactions_path",
         "items_path",
+        "user_ids_path",
+        "song_ids_path",
         "rejects_path",
         "dataset_format",
         "feedback",

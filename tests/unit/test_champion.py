@@ -33,6 +33,11 @@ def interactions(spark, index_of_user, index_of_song, implicit: bool):
     return spark.createDataFrame(rows, schema)
 
 
+def id_tables(frame):
+    """The (user_ids, song_ids) tables preprocess writes, from an indexed frame."""
+    return (frame.select(C.USER_ID, C.USER_INDEX).distinct(), frame.select(C.ITEM_ID, C.ITEM_INDEX).distinct())
+
+
 def rekeyed(spark, model: RecommenderModel, user_map: dict[int, int], song_map: dict[int, int]) -> RecommenderModel:
     """The same model with its users and songs renumbered (old index -> new index)."""
     users = {user_map[r["id"]]: list(r["features"]) for r in model.als.userFactors.collect()}
@@ -54,7 +59,7 @@ def test_the_champion_under_tonights_indices_scores_what_it_scores_itself(spark,
     params = AlsParams(rank=3, reg_param=0.05, max_iter=6, feedback=feedback, alpha=5.0)
     fit(train, params, str(tmp_path / "ck")).save(tmp_path / "eval_model")
     key = champion.dataset_key("https://example.org/plays-{{ ds }}.zip", "generic", feedback)
-    champion.crown(tmp_path, key, tmp_path / "eval_model", last_night,
+    champion.crown(tmp_path, key, tmp_path / "eval_model", *id_tables(last_night),
                    {"run_id": "night-1", "split": SPLIT, "train_max_timestamp": 10**6})
     assert champion.read(tmp_path, key)["run_id"] == "night-1"
 
@@ -93,7 +98,7 @@ def test_no_champion_and_a_changed_split(spark, tmp_path):
     train, _ = split_interactions(frame, "random", 0.25, 11)
     fit(train, AlsParams(rank=2, max_iter=2), str(tmp_path / "ck")).save(tmp_path / "m")
     newest = max(r[C.TIMESTAMP] for r in frame.collect())
-    champion.crown(tmp_path, key, tmp_path / "m", frame, {"run_id": "night-1", "split": SPLIT, "train_max_timestamp": newest})
+    champion.crown(tmp_path, key, tmp_path / "m", *id_tables(frame), {"run_id": "night-1", "split": SPLIT, "train_max_timestamp": newest})
     # Another seed: the champion trained on some of tonight's test rows; none are newer than its data.
     other = {**SPLIT, "seed": 12}
     blocked = champion.compare(spark, tmp_path, key, "night-2", other, None, frame, frame, "explicit", 5)
@@ -121,7 +126,7 @@ def test_a_crash_between_the_two_renames_of_a_crowning_keeps_the_champion(spark,
     frame = interactions(spark, lambda u: u, lambda s: s, False)
     fit(frame, AlsParams(rank=2, max_iter=1), str(tmp_path / "ck")).save(tmp_path / "m")
     key = champion.dataset_key("", "movielens-csv", "explicit")
-    folder = champion.crown(tmp_path, key, tmp_path / "m", frame, {"run_id": "night-1", "split": SPLIT})
+    folder = champion.crown(tmp_path, key, tmp_path / "m", *id_tables(frame), {"run_id": "night-1", "split": SPLIT})
     os.rename(folder, folder.parent / f".{folder.name}.staging-old-1234abcd")  # the first rename, then the crash
     assert champion.read(tmp_path, key)["run_id"] == "night-1"
     assert folder.exists()

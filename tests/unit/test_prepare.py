@@ -70,13 +70,19 @@ def test_titles_with_commas_and_quotes_survive(spark, dataset_dir):
 
 
 def test_indices_are_dense_and_keep_original_ids(spark, dataset_dir):
-    frame, users, songs = add_indices(run_prepare(spark, dataset_dir).interactions)
-    assert (users, songs) == (3, 3)
-    indexed = frame.collect()
+    result = add_indices(run_prepare(spark, dataset_dir).interactions)
+    assert (result.user_count, result.song_count) == (3, 3)
+    indexed = result.interactions.collect()
     assert sorted({r[C.USER_INDEX] for r in indexed}) == [0, 1, 2]
     assert sorted({r[C.ITEM_INDEX] for r in indexed}) == [0, 1, 2]
     pairs = {(r[C.USER_ID], r[C.USER_INDEX]) for r in indexed}
     assert len(pairs) == 3  # one index per user ID and back
+    # The ID tables (from the indexer's labels) are exactly the pairs the interactions carry.
+    users = [tuple(r) for r in result.users.collect()]
+    songs = [tuple(r) for r in result.songs.collect()]
+    assert result.users.columns == [C.USER_ID, C.USER_INDEX] and result.songs.columns == [C.ITEM_ID, C.ITEM_INDEX]
+    assert sorted(users) == sorted(pairs) and len(users) == 3
+    assert sorted(songs) == sorted({(r[C.ITEM_ID], r[C.ITEM_INDEX]) for r in indexed}) and len(songs) == 3
 
 
 def test_reject_share_over_threshold_fails_with_reasons(spark, dataset_dir):

@@ -131,7 +131,8 @@ def test_csv_round_trips_awkward_titles_and_artists(spark, tmp_path):
     top = spark.createDataFrame([(0, i, 5.0 - i, i + 1) for i in range(4)], f"{C.USER_INDEX} int, {C.ITEM_INDEX} int, score double, rank int")
     interactions = spark.createDataFrame([("u1", f"s{i}", 0, i) for i in range(4)], f"{C.USER_ID} string, {C.ITEM_ID} string, {C.USER_INDEX} int, {C.ITEM_INDEX} int")
     items = spark.createDataFrame([(f"s{i}", t, a) for i, (t, a) in enumerate(zip(awkward, artists))], f"{C.ITEM_ID} string, {C.TITLE} string, {C.ARTIST} string")
-    path = write_single_csv(with_original_ids(top, interactions, items), tmp_path / "out" / "recommended_songs.csv")
+    user_ids, song_ids = interactions.select(C.USER_ID, C.USER_INDEX), interactions.select(C.ITEM_ID, C.ITEM_INDEX)
+    path = write_single_csv(with_original_ids(top, user_ids.distinct(), song_ids, items), tmp_path / "out" / "recommended_songs.csv")
     with open(path, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == list(C.RECOMMENDATION_COLUMNS) == ["user_id", "rank", "song_id", "title", "artist", "predicted_rating"]
@@ -155,7 +156,7 @@ def test_csv_with_many_users_is_ordered_and_matches_the_model(spark, trained, tm
     interactions = seen.join(ids, C.USER_INDEX).join(songs, C.ITEM_INDEX)
     items = spark.createDataFrame([(f"s{i:03d}", f"Title of s{i:03d}", None) for i in range(25)], f"{C.ITEM_ID} string, {C.TITLE} string, {C.ARTIST} string")
     top = top_n_unseen(model, interactions, 3)
-    path = write_single_csv(with_original_ids(top, interactions, items), tmp_path / "out" / "recommended_songs.csv")
+    path = write_single_csv(with_original_ids(top, ids, songs, items), tmp_path / "out" / "recommended_songs.csv")
     with open(path, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
 

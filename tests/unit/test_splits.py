@@ -8,7 +8,7 @@ import pytest
 
 from musicrec import columns as C
 from musicrec.errors import PipelineError
-from musicrec.splits import split_interactions, validation_split
+from musicrec.splits import split_interactions, validation_split, write_split
 
 SCHEMA = f"{C.USER_ID} string, {C.ITEM_ID} string, {C.RATING} double, {C.TIMESTAMP} long"
 
@@ -86,3 +86,26 @@ def test_validation_split_comes_from_the_training_split_only(spark):
     assert pairs(fit_part) | pairs(validation) == pairs(train)
     assert not (pairs(validation) & pairs(test))
     assert math.isclose(len(pairs(validation)), 0.2 * len(pairs(train)), abs_tol=len(pairs(train)) * 0.05)
+
+
+@pytest.mark.parametrize("kind", ["random", "stratified", "temporal"])
+def test_the_written_split_is_the_split(spark, tmp_path, kind):
+    rows = [(f"u{u}", f"s{s}", float(s % 5), 1000 + u * 40 + s) for u in range(12) for s in range(30) if (u * s) % 4]
+    df = frame(spark, rows, 3)
+    train_dir, test_dir = write_split(df, kind, 0.25, 7, tmp_path / "split")
+    assert (train_dir, test_dir) == (tmp_path / "split" / "train", tmp_path / "split" / "test")
+    assert sorted(p.name for p in (tmp_path / "split").iterdir()) == ["test", "train"]
+    train, test = split_interactions(df, kind, 0.25, 7)
+    for written, expected in ((train_dir, train), (test_dir, test)):
+        read = spark.read.parquet(str(written))
+        assert read.columns == df.columns
+        assert sorted(map(tuple, read.collect())) == sorted(map(tuple, expected.collect()))
+        assert read.count() > 0
+
+
+def test_a_side_without_rows_is_written_as_an_empty_table(spark, tmp_path):
+    # One interaction per user: stratified holds none out (every user keeps at least one).
+    df = frame(spark, [(f"u{u}", "s", 1.0, u) for u in range(5)])
+    _, test_dir = write_split(df, "stratified", 0.2, 1, tmp_path)
+    empty = spark.read.parquet(str(test_dir))
+    assert empty.count() == 0 and empty.columns == df.columns
