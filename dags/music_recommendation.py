@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, Asset, Param, chain
 from musicrec_operators import ALS_DEFAULTS as DEFAULTS
 from musicrec_operators import (
+    DAG_ID,
     DEFAULT_SPLIT,
     FORMAT_NAMES,
     PUBLISHED_CSV_URI,
@@ -107,7 +108,7 @@ PARAMS = {
 }
 
 with DAG(
-    dag_id="music_recommendation",
+    dag_id=DAG_ID,
     description="Spark ALS music recommendations: download, extract, preprocess, train, evaluate, recommend",
     doc_md=__doc__,
     schedule="@daily",

@@ -37,6 +37,7 @@ from musicrec.model import AlsParams  # noqa: E402
 from musicrec.spark_config import SPARK_CONF, sized_conf  # noqa: E402
 from musicrec.splits import DEFAULT_SPLIT, SPLITS  # noqa: E402,F401  (the DAG's split choices)
 
+DAG_ID = "music_recommendation"  # the DAG file's id; the report plugin serves only its runs
 ALS_DEFAULTS = AlsParams()  # the DAG's param defaults
 SPARK_POOL = "musicrec_spark"  # created by `airflow pools set` (docker-compose's airflow-init, README)
 PUBLISHED_CSV_URI = (paths.published_dir(paths.data_root()) / paths.RECOMMENDATIONS_FILE).as_uri()

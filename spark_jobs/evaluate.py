@@ -17,11 +17,10 @@ from musicrec.errors import PipelineError
 from musicrec.evaluation import EXPLICIT, evaluate_model, headline_of
 from musicrec.gate import decide
 from musicrec.model import load
-from musicrec.paths import data_root_of_run, staged_dir
+from musicrec.paths import REPORT_FILE, data_root_of_run, staged_dir
 from musicrec.report import write_report
 from musicrec.spark_config import get_spark
 
-REPORT_FILE = "report.html"
 VALUE_SAMPLE = 20_000  # ratings or play counts drawn for the report's distribution plot
 
 

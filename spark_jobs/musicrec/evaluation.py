@@ -54,7 +54,7 @@ def evaluate_model(model, train, test, feedback: str, k: int, rating_max: float 
     """
     from pyspark.sql import functions as F
 
-    from musicrec.recommend import popular_unseen, top_n_unseen
+    from musicrec.recommend import popular_unseen, seen_songs, top_n_unseen
 
     metrics: dict = {"feedback": feedback, "k": k}
     threshold = None
@@ -69,13 +69,14 @@ def evaluate_model(model, train, test, feedback: str, k: int, rating_max: float 
     relevant = relevant_rows(test, feedback, threshold)
     relevant = relevant.join(model.als.userFactors.selectExpr(f"id AS {C.USER_INDEX}"), C.USER_INDEX).cache()
     popularity = song_popularity(train).cache()
-    recommended = top_n_unseen(model, train, k, users=relevant).cache()
-    popular = popular_unseen(train, train, relevant, k).cache()
+    seen = seen_songs(train).cache()  # grouped once for both lists
+    recommended = top_n_unseen(model, seen, k, users=relevant).cache()
+    popular = popular_unseen(train, seen, relevant, k).cache()
     for name, lists in (("model", recommended), ("popularity_baseline", popular)):
         metrics[name] = {**metrics.get(name, {}), **ranking_metrics(lists, relevant, k), **diversity(lists, popularity)}
     if details:
         metrics["_plots"] = plot_samples(scored, recommended, relevant, popularity, k)
-    for frame in (relevant, popularity, recommended, popular, scored):
+    for frame in (relevant, popularity, seen, recommended, popular, scored):
         if frame is not None:
             frame.unpersist()
     return metrics

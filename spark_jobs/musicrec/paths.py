@@ -23,6 +23,7 @@ from pathlib import Path
 DATA_ROOT_ENV = "MUSICREC_DATA_ROOT"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 RECOMMENDATIONS_FILE = "recommended_songs.csv"
+REPORT_FILE = "report.html"  # evaluate's self-contained HTML report of a run
 _STAGING_MARK = ".staging-"
 
 
@@ -52,6 +53,11 @@ def safe_name(run_id: str) -> str:
 
 def run_dir(root: Path, run_id: str) -> Path:
     return root / "runs" / safe_name(run_id)
+
+
+def report_path(root: Path, run_id: str) -> Path:
+    """Where evaluate writes a run's report (also when the gate refuses the run)."""
+    return run_dir(root, run_id) / "evaluate" / REPORT_FILE
 
 
 def published_dir(root: Path) -> Path:

@@ -10,13 +10,26 @@ from musicrec.paths import staged_dir
 
 SCORE = "score"
 RANK = "rank"
+SEEN = "_seen"
 
 
 SCORES_PER_CHUNK = 20_000_000  # user x song scores held at once by one Python worker (160 MB)
 
 
+def seen_songs(seen):
+    """user_index, SEEN: the list of songs each user has, from interactions (user_index,
+    item_index). Already grouped (a frame with SEEN) it is returned as is: evaluate groups the
+    training split once, caches it, and scores the model and the popularity baseline against it."""
+    from pyspark.sql import functions as F
+
+    if SEEN in seen.columns:
+        return seen
+    return seen.groupBy(C.USER_INDEX).agg(F.collect_list(C.ITEM_INDEX).alias(SEEN))
+
+
 def top_n_unseen(model, seen, n: int, users=None):
-    """For each user with factors (or each of `users`), the `n` best-scored songs not in `seen`.
+    """For each user with factors (or each of `users`), the `n` best-scored songs not in `seen`
+    (interactions: user_index, item_index; or `seen_songs` of them).
 
     Returns user_index, item_index, score, rank. Score = the model's predicted rating (or
     preference, for play counts); equal scores rank the smaller item_index first. A user with
@@ -61,10 +74,9 @@ def _top_n(user_table, item_table, seen, n: int):
         (item_ids, np.ascontiguousarray(item_vectors.T), item_offsets, position_of)
     )
     chunk = max(1, SCORES_PER_CHUNK // max(len(rows), 1))
-    seen_lists = seen.groupBy(C.USER_INDEX).agg(F.collect_list(C.ITEM_INDEX).alias("_seen"))
-    users = user_table.join(seen_lists, C.USER_INDEX, "left")
+    users = user_table.join(seen_songs(seen), C.USER_INDEX, "left")
 
-    user_col, item_col, score_col, rank_col = C.USER_INDEX, C.ITEM_INDEX, SCORE, RANK  # no module refs in the closure
+    user_col, item_col, score_col, rank_col, seen_col = C.USER_INDEX, C.ITEM_INDEX, SCORE, RANK, SEEN  # no module refs in the closure
 
     def score(batches):
         ids, vectors_t, offsets, positions = shared.value
@@ -80,7 +92,7 @@ def _top_n(user_table, item_table, seen, n: int):
                 scores += part["offset"].to_numpy(dtype=np.float64)[:, None]
                 if not (finite and np.isfinite(user_vectors).all()):
                     scores[np.isnan(scores)] = -np.inf  # NaN ranks with the seen songs: last
-                _mask_seen(scores, part["_seen"], positions)
+                _mask_seen(scores, part[seen_col], positions)
                 best, best_scores = top_positions(scores, keep)
                 found = np.isfinite(best_scores)  # fewer than n unseen songs: shorter list
                 yield pd.DataFrame({

@@ -273,3 +273,19 @@ def wait_for_run_success_in_grid(page: Page, base_url: str, dag_id: str, run_id:
     page.mouse.move(0, 0)
     page.screenshot(path=screenshot_path)
     return seen_id
+
+
+def open_run_tab(page: Page, base_url: str, dag_id: str, run_id: str, url_route: str, title: str,
+                 screenshot_path: str) -> str:
+    """Open a plugin's tab (an external view, ``url_route``) of a run's page and return the text
+    of the page the UI frames in it (the ``<iframe>`` titled with the view's name)."""
+    from urllib.parse import quote
+
+    base_url = base_url.rstrip("/")
+    page.goto(f"{base_url}/dags/{dag_id}/runs/{quote(run_id, safe='')}/plugin/{url_route}")
+    frame = page.frame_locator(f'iframe[title="{title}"]')
+    body = frame.locator("body")
+    body.wait_for()
+    page.wait_for_timeout(500)  # the framed page's images
+    page.screenshot(path=screenshot_path)
+    return body.inner_text()

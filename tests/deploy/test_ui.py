@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -33,7 +34,7 @@ def screenshots() -> Path:
 def test_trigger_from_the_ui_with_a_changed_param(deployment, screenshots, snapshot_server):
     if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
         missing("Chromium is not installed (Debian: apt-get install chromium)")
-    from airflow_ui import login, open_browser, trigger_with_params, wait_for_run_success_in_grid
+    from airflow_ui import login, open_browser, open_run_tab, trigger_with_params, wait_for_run_success_in_grid
 
     api = deployment.api
     base, _ = snapshot_server
@@ -53,6 +54,10 @@ def test_trigger_from_the_ui_with_a_changed_param(deployment, screenshots, snaps
         run_id = wait_for_run_success_in_grid(
             page, api.base_url, DAG_ID, run_id, timeout_s=120, screenshot_path=str(screenshots / "grid.png"),
         )
+        # The run's quality report, as a tab of the run page (plugins/musicrec_reports.py).
+        report_text = open_run_tab(page, api.base_url, DAG_ID, run_id, "musicrec-report", "Quality report",
+                                   str(screenshots / "report-tab.png"))
+    assert f"musicrec run {run_id}:" in report_text and "Promotion gate" in report_text, report_text[:500]
     conf = api.run(run_id)["conf"]
     assert conf["top_n"] == TOP_N and conf["dataset_url"] == f"{base}/ui-small.zip"  # the form's values reached the run
     recommend = api.xcom(run_id, "recommend")
@@ -63,3 +68,25 @@ def test_trigger_from_the_ui_with_a_changed_param(deployment, screenshots, snaps
         per_user[row["user_id"]] = per_user.get(row["user_id"], 0) + 1
     assert rows and set(per_user.values()) == {TOP_N}
     assert (screenshots / "trigger-form.png").stat().st_size > 10_000 and (screenshots / "grid.png").stat().st_size > 10_000
+    assert (screenshots / "report-tab.png").stat().st_size > 10_000
+    check_report_endpoint(api, run_id)
+
+
+def check_report_endpoint(api, run_id: str) -> None:
+    """The endpoint behind the report tab: Airflow's login is required, and a run without a
+    report (or another DAG's run) gets a 404 page that says why."""
+    import requests
+
+    assert api.json("GET", "/plugins/importErrors")["total_entries"] == 0
+    assert "musicrec_reports" in {plugin["name"] for plugin in api.json("GET", "/plugins")["plugins"]}
+    url = f"{api.base_url}/musicrec/reports/{DAG_ID}/{quote(run_id, safe='')}"
+    assert requests.get(url, timeout=30).status_code in (401, 403)  # no login, no report
+    reply = api.session.get(url, timeout=30)
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/html")
+    assert reply.content == Path(api.xcom(run_id, "evaluate")["report_path"]).read_bytes()
+    assert "data:image/png;base64," in reply.text
+    missing = api.session.get(f"{api.base_url}/musicrec/reports/{DAG_ID}/manual__no_such_run", timeout=30)
+    assert missing.status_code == 404 and "has no report yet" in missing.text
+    other = api.session.get(f"{api.base_url}/musicrec/reports/another_dag/{quote(run_id, safe='')}", timeout=30)
+    assert other.status_code in (403, 404) and f"musicrec run {run_id}" not in other.text
+

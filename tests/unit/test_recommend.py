@@ -9,7 +9,7 @@ import pytest
 
 from musicrec import columns as C
 from musicrec.model import AlsParams, fit
-from musicrec.recommend import popular_unseen, top_n_unseen, with_original_ids, write_single_csv
+from musicrec.recommend import popular_unseen, seen_songs, top_n_unseen, with_original_ids, write_single_csv
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,12 @@ def test_top_n_is_unseen_exact_and_best_first(trained):
     some_seen = seen.filter(f"NOT ({C.USER_INDEX} = 0 AND {C.ITEM_INDEX} >= 3)")  # user 0 has seen items 0-2 at most
     for frame, n in ((seen, 5), (some_seen, 20)):
         pairs = {(r[C.USER_INDEX], r[C.ITEM_INDEX]) for r in frame.collect()}
-        assert_same_top_n(as_lists(top_n_unseen(model, frame, n)), brute_force_top_n(model, pairs, n))
+        expected = brute_force_top_n(model, pairs, n)
+        assert_same_top_n(as_lists(top_n_unseen(model, frame, n)), expected)
+        # The seen songs grouped beforehand (as evaluate does, once for two lists) give the same lists.
+        grouped = seen_songs(frame)
+        assert seen_songs(grouped) is grouped
+        assert_same_top_n(as_lists(top_n_unseen(model, grouped, n)), expected)
     assert seen_pairs  # the fixture has history to exclude
 
 

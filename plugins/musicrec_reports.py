@@ -1,0 +1,61 @@
+"""Each run's report in the Airflow UI: a "Quality report" tab on the DAG's run page.
+
+evaluate writes one self-contained HTML report per run (musicrec.report), also when the quality
+gate refuses the model, which is when people most want to read it. This plugin serves it from
+Airflow's API server (a FastAPI app under /musicrec) to whoever may read the DAG's runs, checked
+by Airflow itself (the UI's session cookie or an API token: requires_access_dag), and adds an
+external view that shows it as a tab of every run of the DAG. The path is the run's folder under
+the data root (musicrec.paths.report_path), so the API server must see the same data root as the
+workers (docker-compose mounts it into every service).
+"""
+
+from __future__ import annotations
+
+import html
+
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+from airflow.api_fastapi.core_api.security import requires_access_dag
+from airflow.plugins_manager import AirflowPlugin
+from fastapi import Depends, FastAPI
+from fastapi.responses import FileResponse, HTMLResponse
+from musicrec_operators import DAG_ID  # also puts spark_jobs/ (the musicrec library) on sys.path
+
+from musicrec import paths  # noqa: E402
+
+URL_PREFIX = "/musicrec"
+VIEW_ROUTE = "musicrec-report"  # the tab's route: /dags/<dag>/runs/<run>/plugin/musicrec-report
+
+app = FastAPI(title="musicrec run reports")
+
+
+@app.get("/reports/{dag_id}/{run_id}", dependencies=[Depends(requires_access_dag("GET", DagAccessEntity.RUN))])
+def run_report(dag_id: str, run_id: str):
+    """The report evaluate wrote for `run_id`, or a 404 page that says why there is none."""
+    if dag_id != DAG_ID:  # only this DAG's runs write reports (another DAG's run IDs may look alike)
+        return _not_found(f"DAG {dag_id} has no musicrec reports: they belong to the runs of {DAG_ID}.")
+    try:
+        report = paths.report_path(paths.data_root(), run_id)
+    except ValueError:
+        return _not_found(f"{run_id!r} is not a run ID of {DAG_ID}.")
+    if not report.is_file():
+        return _not_found(
+            f"Run {run_id} has no report yet: its evaluate task writes one at {report} when it scores the "
+            "model (also when the quality gate refuses it). Wait for evaluate, or look at its log."
+        )
+    return FileResponse(report, media_type="text/html")
+
+
+def _not_found(text: str) -> HTMLResponse:
+    return HTMLResponse(f'<!DOCTYPE html><html lang="en"><meta charset="utf-8"><p>{html.escape(text)}</p></html>', 404)
+
+
+class MusicrecReportsPlugin(AirflowPlugin):
+    name = "musicrec_reports"
+    fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "musicrec run reports"}]
+    external_views = [{
+        "name": "Quality report",
+        # Relative: the UI resolves it against Airflow's base URL, so it works behind a path prefix.
+        "href": f"{URL_PREFIX.lstrip('/')}/reports/{{DAG_ID}}/{{RUN_ID}}",
+        "destination": "dag_run",
+        "url_route": VIEW_ROUTE,
+    }]
