@@ -39,14 +39,22 @@ def run_report(dag_id: str, run_id: str):
         return _not_found(f"{run_id!r} is not a run ID of {DAG_ID}.")
     if not report.is_file():
         return _not_found(
-            f"Run {run_id} has no report yet: its evaluate task writes one at {report} when it scores the "
-            "model (also when the quality gate refuses it). Wait for evaluate, or look at its log."
+            f"Run {run_id} has no report yet: its evaluate task writes one when it scores the model (also "
+            "when the quality gate refuses it). Wait for evaluate, or read its log."
         )
-    return FileResponse(report, media_type="text/html")
+    return FileResponse(report, media_type="text/html", headers=REPORT_HEADERS)
+
+
+# The report carries the same policy in a <meta>; as headers it also covers the 404 pages.
+REPORT_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; img-src data:; style-src 'unsafe-inline'",
+    "X-Content-Type-Options": "nosniff",
+}
 
 
 def _not_found(text: str) -> HTMLResponse:
-    return HTMLResponse(f'<!DOCTYPE html><html lang="en"><meta charset="utf-8"><p>{html.escape(text)}</p></html>', 404)
+    page = f'<!DOCTYPE html><html lang="en"><meta charset="utf-8"><p>{html.escape(text)}</p></html>'
+    return HTMLResponse(page, 404, headers=REPORT_HEADERS)
 
 
 class MusicrecReportsPlugin(AirflowPlugin):

@@ -92,7 +92,7 @@ def _report_of(run_id: str) -> str | None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "spark_jobs"))
     from musicrec import paths
 
-    report = paths.run_dir(paths.data_root(), run_id) / "evaluate" / "report.html"
+    report = paths.report_path(paths.data_root(), run_id)
     return str(report) if report.exists() else None
 
 

@@ -18,6 +18,11 @@ from musicrec.spark_config import get_spark
 
 def work(args):
     run_dir = Path(args.run_dir)
+    if not (args.user_ids and args.song_ids):
+        raise PipelineError(
+            "preprocess gave no user_ids_path / song_ids_path (this run's preprocess ran before the pipeline "
+            "wrote ID tables): clear the run from preprocess on, so that preprocess writes them"
+        )
     spark = get_spark("musicrec-recommend")
     model = load(spark, args.model)
     # Exclude everything the user already has, train and test alike: a recommendation is news.
@@ -99,8 +104,8 @@ if __name__ == "__main__":
     parser.add_argument("--model", required=True, help="train's model_path")
     parser.add_argument("--interactions", required=True, help="preprocess's interactions_path")
     parser.add_argument("--items", required=True, help="preprocess's items_path")
-    parser.add_argument("--user-ids", required=True, help="preprocess's user_ids_path (user_id, user_index)")
-    parser.add_argument("--song-ids", required=True, help="preprocess's song_ids_path (song_id, item_index)")
+    parser.add_argument("--user-ids", default="", help="preprocess's user_ids_path (user_id, user_index)")
+    parser.add_argument("--song-ids", default="", help="preprocess's song_ids_path (song_id, item_index)")
     parser.add_argument("--top-n", type=int, default=10)
     parser.add_argument("--headline-metric", default="", help="evaluate's headline_metric, recorded with the publication")
     parser.add_argument("--headline-score", type=float, default=None, help="evaluate's model_score")

@@ -16,15 +16,16 @@ SEEN = "_seen"
 SCORES_PER_CHUNK = 20_000_000  # user x song scores held at once by one Python worker (160 MB)
 
 
-def seen_songs(seen):
+def seen_songs(interactions):
     """user_index, SEEN: the list of songs each user has, from interactions (user_index,
-    item_index). Already grouped (a frame with SEEN) it is returned as is: evaluate groups the
-    training split once, caches it, and scores the model and the popularity baseline against it."""
+    item_index). Idempotent (a frame that has SEEN already is returned as is), so that the
+    top-N functions take either form: evaluate groups the training split once, caches it, and
+    scores the model and the popularity baseline against it."""
     from pyspark.sql import functions as F
 
-    if SEEN in seen.columns:
-        return seen
-    return seen.groupBy(C.USER_INDEX).agg(F.collect_list(C.ITEM_INDEX).alias(SEEN))
+    if SEEN in interactions.columns:
+        return interactions
+    return interactions.groupBy(C.USER_INDEX).agg(F.collect_list(C.ITEM_INDEX).alias(SEEN))
 
 
 def top_n_unseen(model, seen, n: int, users=None):

@@ -113,7 +113,7 @@ def test_report_and_metrics_describe_the_run(sample_run):
 def test_nightly_sequence_never_publishes_a_worse_model(airflow_db, sample_run, data_root):
     """Night 2 is sabotaged (rank 1, one iteration): the gate refuses it at evaluate, and the
     published CSV and the champion stay byte for byte. Night 3 forces the same model through."""
-    from musicrec import champion, history
+    from musicrec import champion, history, paths
 
     published_csv = data_root / "published" / "recommended_songs.csv"
     key = sample_run["evaluate"]["dataset_key"]
@@ -129,7 +129,7 @@ def test_nightly_sequence_never_publishes_a_worse_model(airflow_db, sample_run, 
     assert refused["status"] == "refused" and refused["published"] is None
     assert refused["champion_score"] == pytest.approx(sample_run["evaluate"]["model_score"], rel=1e-6)
     assert "worse than the champion" in " ".join(refused["details"]["gate"]["reasons"])
-    report = run_dir_of(xcoms) / "evaluate" / "report.html"  # a refused run has no evaluate XCom
+    report = run_dir_of(xcoms) / "evaluate" / paths.REPORT_FILE  # a refused run has no evaluate XCom
     assert "refused" in report.read_text(encoding="utf-8")
 
     state, states, xcoms = run_dag({**sabotage, "force_promote": True})

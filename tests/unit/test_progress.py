@@ -96,16 +96,16 @@ def test_tracker_errors_are_logged_at_debug_and_the_thread_goes_on(caplog):
     reporter = P.ProgressReporter(_FakeContext(), "broken", interval=0.05)
     reporter.start()
 
-    def failures():
+    def tracker_failures():
         return [r for r in caplog.records if "status tracker failed" in r.getMessage()]
 
     deadline = time.monotonic() + 30  # a loaded machine can delay the thread's ticks
-    while len(failures()) < 2 and time.monotonic() < deadline:
+    while len(tracker_failures()) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert reporter.running
     reporter.stop()
     assert not reporter.running
-    failures = failures()
+    failures = tracker_failures()
     assert len(failures) >= 2 and all(r.levelno == logging.DEBUG for r in failures)
     assert not [r for r in caplog.records if r.levelno >= logging.INFO]
 
