@@ -25,6 +25,12 @@ from musicrec import paths  # noqa: E402
 URL_PREFIX = "/musicrec"
 VIEW_ROUTE = "musicrec-report"  # the tab's route: /dags/<dag>/runs/<run>/plugin/musicrec-report
 
+# The report carries the same policy in a <meta>; as headers it also covers the 404 pages.
+REPORT_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; img-src data:; style-src 'unsafe-inline'",
+    "X-Content-Type-Options": "nosniff",
+}
+
 app = FastAPI(title="musicrec run reports")
 
 
@@ -43,13 +49,6 @@ def run_report(dag_id: str, run_id: str):
             "when the quality gate refuses it). Wait for evaluate, or read its log."
         )
     return FileResponse(report, media_type="text/html", headers=REPORT_HEADERS)
-
-
-# The report carries the same policy in a <meta>; as headers it also covers the 404 pages.
-REPORT_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; img-src data:; style-src 'unsafe-inline'",
-    "X-Content-Type-Options": "nosniff",
-}
 
 
 def _not_found(text: str) -> HTMLResponse:

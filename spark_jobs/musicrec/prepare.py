@@ -191,12 +191,15 @@ def add_indices(interactions) -> Indexed:
         C.TIMESTAMP,
     )
     spark = interactions.sparkSession
-    users = spark.createDataFrame(list(enumerate(user_labels)), f"{C.USER_INDEX} int, {C.USER_ID} string")
-    songs = spark.createDataFrame(list(enumerate(song_labels)), f"{C.ITEM_INDEX} int, {C.ITEM_ID} string")
     return Indexed(
-        indexed, users.select(C.USER_ID, C.USER_INDEX), songs.select(C.ITEM_ID, C.ITEM_INDEX),
+        indexed, _id_table(spark, user_labels, C.USER_ID, C.USER_INDEX), _id_table(spark, song_labels, C.ITEM_ID, C.ITEM_INDEX),
         len(user_labels), len(song_labels),
     )
+
+
+def _id_table(spark, labels, id_col: str, index_col: str):
+    """id_col, index_col: label i of a fitted StringIndexer has index i."""
+    return spark.createDataFrame(list(enumerate(labels)), f"{index_col} int, {id_col} string").select(id_col, index_col)
 
 
 def prepare(raw, raw_items, feedback: str, rating_range) -> Prepared:

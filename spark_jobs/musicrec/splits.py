@@ -48,9 +48,10 @@ def split_interactions(interactions, kind: str, fraction: float, seed: int):
 
 
 def write_split(interactions, kind: str, fraction: float, seed: int, folder: Path) -> tuple[Path, Path]:
-    """Write the split as parquet folders `folder`/train and `folder`/test (`folder` new or
-    empty: train writes into a fresh staging folder) in one pass over the data (writing each side apart computes the split twice: at 5M ratings the stratified window
-    alone is ~7 s a time). A side without rows is an empty table with the schema."""
+    """Write the split as parquet folders `folder`/train and `folder`/test in one pass over the
+    data (writing each side apart computes the split twice: at 5M ratings the stratified window
+    alone is ~7 s a time). A side without rows is an empty table with the schema. `folder` must
+    be new or empty (train writes into a fresh staging folder)."""
     import shutil
 
     sided = with_side(interactions, kind, fraction, seed)
