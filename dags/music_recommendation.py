@@ -16,6 +16,8 @@ against a baseline and publishes the top-N songs per user as `recommended_songs.
 **The quality gate** (evaluate): the model must beat its baseline and must not be worse than the
 dataset's champion, scored on the same held-out interactions, by more than `gate_tolerance`;
 otherwise evaluate fails with the numbers and nothing is published (`force_promote` overrides).
+A run of an older logical date than the champion's (a backfill) is scored and recorded but never
+replaces it: its decision is `superseded`, and the run succeeds.
 Each run's HTML report (`report_path`) shows the metrics, the gate's decision and plots.
 
 Each run writes under `$MUSICREC_DATA_ROOT/runs/<run id>/`. `recommend` publishes the CSV and

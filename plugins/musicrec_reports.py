@@ -12,12 +12,9 @@ workers (docker-compose mounts it into every service).
 from __future__ import annotations
 
 import html
+import threading
 
-from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
-from airflow.api_fastapi.core_api.security import requires_access_dag
 from airflow.plugins_manager import AirflowPlugin
-from fastapi import Depends, FastAPI
-from fastapi.responses import FileResponse, HTMLResponse
 from musicrec_operators import DAG_ID  # also puts spark_jobs/ (the musicrec library) on sys.path
 
 from musicrec import paths  # noqa: E402
@@ -31,34 +28,66 @@ REPORT_HEADERS = {
     "X-Content-Type-Options": "nosniff",
 }
 
-app = FastAPI(title="musicrec run reports")
+def build_app():
+    """The FastAPI app that serves the reports; built on its first request (see LazyApp)."""
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+    from airflow.api_fastapi.core_api.security import requires_access_dag
+    from fastapi import Depends, FastAPI
+    from fastapi.responses import FileResponse
+
+    app = FastAPI(title="musicrec run reports")
+
+    @app.get("/reports/{dag_id}/{run_id}", dependencies=[Depends(requires_access_dag("GET", DagAccessEntity.RUN))])
+    def run_report(dag_id: str, run_id: str):
+        """The report evaluate wrote for `run_id`, or a 404 page that says why there is none."""
+        if dag_id != DAG_ID:  # only this DAG's runs write reports (another DAG's run IDs may look alike)
+            return _not_found(f"DAG {dag_id} has no musicrec reports: they belong to the runs of {DAG_ID}.")
+        try:
+            report = paths.report_path(paths.data_root(), run_id)
+        except ValueError:
+            return _not_found(f"{run_id!r} is not a run ID of {DAG_ID}.")
+        if not report.is_file():
+            return _not_found(
+                f"Run {run_id} has no report yet: its evaluate task writes one when it scores the model (also "
+                "when the quality gate refuses it). Wait for evaluate, or read its log."
+            )
+        return FileResponse(report, media_type="text/html", headers=REPORT_HEADERS)
+
+    return app
 
 
-@app.get("/reports/{dag_id}/{run_id}", dependencies=[Depends(requires_access_dag("GET", DagAccessEntity.RUN))])
-def run_report(dag_id: str, run_id: str):
-    """The report evaluate wrote for `run_id`, or a 404 page that says why there is none."""
-    if dag_id != DAG_ID:  # only this DAG's runs write reports (another DAG's run IDs may look alike)
-        return _not_found(f"DAG {dag_id} has no musicrec reports: they belong to the runs of {DAG_ID}.")
-    try:
-        report = paths.report_path(paths.data_root(), run_id)
-    except ValueError:
-        return _not_found(f"{run_id!r} is not a run ID of {DAG_ID}.")
-    if not report.is_file():
-        return _not_found(
-            f"Run {run_id} has no report yet: its evaluate task writes one when it scores the model (also "
-            "when the quality gate refuses it). Wait for evaluate, or read its log."
-        )
-    return FileResponse(report, media_type="text/html", headers=REPORT_HEADERS)
+def _not_found(text: str):
+    from fastapi.responses import HTMLResponse
 
-
-def _not_found(text: str) -> HTMLResponse:
     page = f'<!DOCTYPE html><html lang="en"><meta charset="utf-8"><p>{html.escape(text)}</p></html>'
     return HTMLResponse(page, 404, headers=REPORT_HEADERS)
 
 
+class LazyApp:
+    """An ASGI app that builds the real one on its first request.
+
+    Airflow imports every plugin in every process that loads plugins, each task's process
+    included, but only the API server serves this app: importing Airflow's core API security
+    module up front cost each of them ~1 s (measured on this 2-core machine).
+    """
+
+    def __init__(self, build):
+        self._build, self._app, self._lock = build, None, threading.Lock()
+
+    @property
+    def app(self):
+        with self._lock:
+            if self._app is None:
+                self._app = self._build()
+        return self._app
+
+    async def __call__(self, scope, receive, send):
+        await self.app(scope, receive, send)
+
+
 class MusicrecReportsPlugin(AirflowPlugin):
     name = "musicrec_reports"
-    fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "musicrec run reports"}]
+    fastapi_apps = [{"app": LazyApp(build_app), "url_prefix": URL_PREFIX, "name": "musicrec run reports"}]
     external_views = [{
         "name": "Quality report",
         # Relative: the UI resolves it against Airflow's base URL, so it works behind a path prefix.

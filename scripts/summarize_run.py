@@ -80,8 +80,11 @@ def main() -> int:
             share = f"({facts['startup_seconds'] / facts['task_seconds']:.0%})"
         seconds = f"{duration:8.1f}" if duration is not None else "       -"
         print(f"{task:<12} {task_state:<10} {seconds}  {share}")
-    if rec:
+    if rec and rec.get("published", True):
         print(f"CSV          {rec['published_csv_path']}  ({rec['rows']} rows, {rec['users']} users)")
+    elif rec:  # e.g. a backfilled older date: its CSV stays in its run folder
+        print(f"CSV          {rec['csv_path']}  ({rec['rows']} rows, {rec['users']} users; not published: "
+              f"{rec.get('publication')})")
     return 0 if state == "success" else 1
 
 

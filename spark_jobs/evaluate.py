@@ -5,7 +5,9 @@ Explicit ratings: RMSE (headline) and MAE vs. the bias baseline. Both modes: pre
 NDCG and MAP at k, catalogue coverage and popular_share vs. the popularity baseline (implicit
 headline: NDCG@k). For ratings, a held-out rating >= 80% of the top of the dataset's scale
 (--rating-max, preprocess's rating_max) is relevant. A refused model fails this step with the
-numbers: recommend does not run, and the published CSV and champion stay (musicrec.gate).
+numbers: recommend does not run, and the published CSV and champion stay (musicrec.gate). A run
+of an older logical date than the champion's (a backfill) is scored and recorded, not compared:
+recommend then writes its CSV into the run folder and publishes nothing.
 """
 
 import json
@@ -42,13 +44,14 @@ def work(args):
     key = champion.dataset_key(args.download["dataset_url_template"], args.dataset["dataset_format"], args.feedback)
     split = args.training.get("split", {})
     threshold = metrics.get("relevance", {}).get("threshold")
-    versus = champion.compare(spark, root, key, run_id, split, model, train_all, test, args.feedback, args.k, threshold)
+    versus = champion.compare(spark, root, key, run_id, split, model, train_all, test, args.feedback, args.k, threshold,
+                              logical_date=args.logical_date)
     decision = decide(
         headline, lower_is_better, metrics["model"][headline], metrics[baseline_name][headline],
         versus.get("champion_score"),
         args.gate_tolerance, force=args.force_promote, baseline_name=baseline_name.replace("_", " "),
         champion_note=versus.get("note", ""), model_on_champion_rows=versus.get("model_score"),
-        blocked=versus.get("blocked"),
+        blocked=versus.get("blocked"), superseded=versus.get("superseded"),
     )
     scores = {
         "metric": headline, "lower_is_better": lower_is_better,
@@ -75,7 +78,7 @@ def work(args):
     with staged_dir(out_dir) as out:
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True, default=str))
         write_report(out / REPORT_FILE, facts, plots)
-    if not decision.promote:
+    if decision.decision == "refused":
         raise PipelineError(
             f"the quality gate refused this run's model: {'; '.join(decision.reasons)}. Nothing is published; "
             f"the previous CSV and champion stay. Report: {out_dir / REPORT_FILE}. To publish it anyway, "
@@ -92,8 +95,9 @@ def work(args):
         "gate": decision.as_dict(),
         "dataset_key": key,
         "metrics": {name: metrics[name] for name in ("model", baseline_name)},
-        # What recommend stores when it publishes this run and crowns its evaluation model.
-        "champion_record": {
+        # What recommend stores when it publishes this run and crowns its evaluation model; none
+        # for a superseded run (recommend writes its CSV in the run folder and publishes nothing).
+        "champion_record": {} if not decision.promote else {
             "run_id": run_id, "logical_date": args.logical_date, "split": split, "params": metrics["params"],
             "headline_metric": headline, "model_score": scores["model"],
             "train_max_timestamp": args.training.get("train_max_timestamp"),

@@ -83,6 +83,15 @@ def crown(root: Path, key: str, eval_model: Path, user_ids, song_ids, record: di
     return folder
 
 
+def is_newer(date: str | None, than: str | None) -> bool:
+    """Whether ISO 8601 date `date` is later than `than` (False when either is unknown)."""
+    from datetime import datetime
+
+    if not date or not than:
+        return False
+    return datetime.fromisoformat(date) > datetime.fromisoformat(than)
+
+
 def same_split(champion: dict[str, Any], split: dict[str, Any]) -> bool:
     return all(champion.get("split", {}).get(name) == split.get(name) for name in ("kind", "test_fraction", "seed"))
 
@@ -178,11 +187,13 @@ def _in_our_space(spark, champion: dict[str, Any], lists, ours):
 
 
 def compare(spark, root: Path, key: str, run_id: str, split: dict[str, Any], model, train, test, feedback: str, k: int,
-            threshold=None) -> dict[str, Any]:
+            threshold=None, logical_date: str | None = None) -> dict[str, Any]:
     """What the gate needs to know about the champion of `key`, for tonight's `model`.
 
     {"champion_run": None, "note": ...} without a champion (or when this run is the champion: a
-    re-run); {"champion_run", "blocked": ...} when it cannot be scored fairly; otherwise
+    re-run); {"champion_run", "superseded": ...} when the champion is of a newer logical date than
+    this run's (a backfill: nothing to compare, it cannot replace the champion anyway);
+    {"champion_run", "blocked": ...} when it cannot be scored fairly; otherwise
     {"champion_run", "why_fair", "metric", "model_score", "champion_score", "rows", "users"}: both
     models on the same fair held-out interactions.
     """
@@ -191,6 +202,13 @@ def compare(spark, root: Path, key: str, run_id: str, split: dict[str, Any], mod
     record = read(root, key)
     if record is None:
         return {"champion_run": None, "note": f"first run of dataset {key}: no champion to compare with"}
+    if is_newer(record.get("logical_date"), logical_date):
+        return {
+            "champion_run": record["run_id"],
+            "superseded": f"the champion (run {record['run_id']}) is of the newer logical date {record['logical_date']}; "
+            f"this run's is {logical_date}: a run of an older date (a backfill) is scored and recorded, and never "
+            "replaces a newer model",
+        }
     fair, why = fair_rows(record, split, test)
     fair = fair.cache()
     rows = fair.count()

@@ -147,7 +147,7 @@ def plot_samples(scored, recommended, relevant, popularity, k: int) -> dict:
 
 
 def user_ndcg(ranked: list, relevant: set, k: int) -> float:
-    """NDCG@k of one user's list with binary relevance (the definition RankingEvaluator uses)."""
+    """NDCG@k of one user's list with binary relevance (the definition of Spark's RankingMetrics, as in metrics.ranking_metrics)."""
     import math
 
     gain = sum(1.0 / math.log2(place + 2) for place, item in enumerate(ranked[:k]) if item in relevant)

@@ -5,7 +5,9 @@ A model is promoted only if
   2. when the dataset has a champion, it is not worse than the champion, scored on the same
      held-out interactions, by more than `tolerance` (relative: 0.01 = 1%).
 `force` promotes anyway (first run after a deliberate reset, a known data change) and says what
-the gate would have refused. A model that beats its baseline by less than MEANINGFUL_GAIN is
+the gate would have refused. A run of an older logical date than the champion's (a backfill) is
+`superseded`: scored and recorded, never promoted (not even forced: publication never replaces a
+newer date), and not a failure unless the model also fails its baseline. A model that beats its baseline by less than MEANINGFUL_GAIN is
 promoted with a warning: ALS that adds nothing to the biases or to the hits is worth a look.
 """
 
@@ -50,6 +52,7 @@ def decide(
     champion_note: str = "",
     model_on_champion_rows: float | None = None,
     blocked: str | None = None,
+    superseded: str | None = None,
 ) -> Decision:
     """The gate's decision on one run's scores (see the module docstring).
 
@@ -57,7 +60,8 @@ def decide(
     the held-out rows it can be fairly scored on, where the model scored `model_on_champion_rows`
     (default: `model`). None: no champion to compare with, and `champion_note` says why (e.g. a
     first run). `blocked`: a champion exists but cannot be compared fairly: a refusal, so that a
-    worse model never slips through unchecked.
+    worse model never slips through unchecked. `superseded`: why this run cannot replace the
+    champion (it is of a newer logical date); the champion is then not compared.
     """
     refusals, warnings, notes = ([blocked] if blocked else []), [], []
     if not math.isfinite(model):
@@ -88,6 +92,10 @@ def decide(
                 notes.append(f"{metric} {mine:.4f} vs the champion's {champion:.4f} (tolerance {tolerance:.2%})")
     if champion is None and champion_note:
         notes.append(champion_note)
+    if refusals and not force:
+        return Decision(False, "refused", refusals, warnings)
+    if superseded:
+        return Decision(False, "superseded", [superseded] + notes, warnings)
     if force:
         forced = [f"forced: the gate would have refused because {why}" for why in refusals]
         return Decision(True, "forced", forced + notes or ["forced promotion"], warnings)

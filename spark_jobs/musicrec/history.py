@@ -28,7 +28,7 @@ CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     dataset_key TEXT,
     logical_date TEXT,
-    status TEXT,              -- promoted | forced | refused | failed
+    status TEXT,              -- promoted | forced | refused | superseded (a backfill) | failed
     headline_metric TEXT,
     model_score REAL,
     baseline_score REAL,

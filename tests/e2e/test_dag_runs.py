@@ -31,13 +31,13 @@ def airflow_db():
     initdb()
 
 
-def run_dag(conf):
+def run_dag(conf, **test_args):
     """One dag.test() run on a freshly parsed DAG: dag.test() leaves a run's conf in the DAG's
     params, which would leak into the next run of the same object."""
     from airflow.dag_processing.dagbag import DagBag
 
     dag = DagBag(dag_folder=str(ROOT / "dags")).dags["music_recommendation"]
-    dag_run = dag.test(run_conf=conf)
+    dag_run = dag.test(run_conf=conf, **test_args)
     (run_id, state), states, xcoms = load_run(dag_run.run_id)
     return state, states, xcoms
 
@@ -138,6 +138,32 @@ def test_nightly_sequence_never_publishes_a_worse_model(airflow_db, sample_run, 
     assert published_csv.read_bytes() != csv_before
     assert champion.read(data_root, key)["run_id"] == xcoms["recommend"]["published_run_id"]
     assert history.runs(data_root, key)[-1]["published"] == 1
+
+
+def test_a_backfilled_older_date_is_scored_and_recorded_but_never_replaces_the_champion(airflow_db, sample_run, data_root):
+    """A backfill of an older date, with a temporal split the champion's stratified one cannot be
+    compared with: the run succeeds, evaluate says "superseded", recommend writes the run's own
+    CSV, and the published CSV and champion stay byte for byte."""
+    from datetime import datetime, timedelta, timezone
+
+    from musicrec import champion, history
+
+    published_csv = data_root / "published" / "recommended_songs.csv"
+    key = sample_run["evaluate"]["dataset_key"]
+    champion_file = Path(champion.read(data_root, key)["path"]) / champion.RECORD
+    csv_before, champion_before = published_csv.read_bytes(), champion_file.read_bytes()
+
+    older = datetime.now(timezone.utc) - timedelta(days=30)
+    state, states, xcoms = run_dag({"top_n": TOP_N, "split": "temporal"}, logical_date=older)
+    assert state == "success", states
+    gate = xcoms["evaluate"]["gate"]
+    assert gate["decision"] == "superseded" and "newer logical date" in gate["reasons"][0], gate
+    assert xcoms["recommend"]["published"] is False
+    assert Path(xcoms["recommend"]["csv_path"]).is_file()
+    assert published_csv.read_bytes() == csv_before and champion_file.read_bytes() == champion_before
+    recorded = history.runs(data_root, key)[0]  # oldest logical date first
+    assert recorded["logical_date"].startswith(older.date().isoformat()) and recorded["status"] == "superseded"
+    assert recorded["published"] == 0
 
 
 def run_dir_of(xcoms):

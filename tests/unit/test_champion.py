@@ -113,6 +113,26 @@ def test_no_champion_and_a_changed_split(spark, tmp_path):
     assert champion.fair_rows(champion.read(tmp_path, key), other, later)[0].count() == later.count()
 
 
+def test_a_run_older_than_the_champion_is_superseded_without_scoring(spark, tmp_path):
+    frame = interactions(spark, lambda u: u, lambda s: s, False)
+    key = champion.dataset_key("https://example.org/ratings-{{ ds }}.zip", "movielens-csv", "explicit")
+    train, test = split_interactions(frame, SPLIT["kind"], SPLIT["test_fraction"], SPLIT["seed"])
+    fit(train, AlsParams(rank=2, max_iter=2), str(tmp_path / "ck")).save(tmp_path / "m")
+    champion.crown(tmp_path, key, tmp_path / "m", *id_tables(frame),
+                   {"run_id": "scheduled__2026-03-10", "logical_date": "2026-03-10T00:00:00+00:00", "split": SPLIT,
+                    "train_max_timestamp": 10**6})
+    # The model is never touched for a superseded run: None would fail any scoring.
+    older = champion.compare(spark, tmp_path, key, "backfill__2026-03-01", SPLIT, None, train, test, "explicit", 5,
+                             logical_date="2026-03-01T00:00:00Z")
+    assert older["champion_run"] == "scheduled__2026-03-10"
+    assert "newer logical date 2026-03-10" in older["superseded"] and "2026-03-01" in older["superseded"]
+    # The same date (a re-run of the champion's night) or a later one is compared as usual.
+    model = load(spark, tmp_path / "m")
+    for date in ("2026-03-10T00:00:00+00:00", "2026-03-11T00:00:00+00:00"):
+        later = champion.compare(spark, tmp_path, key, "n", SPLIT, model, train, test, "explicit", 5, logical_date=date)
+        assert "superseded" not in later and later["champion_score"] == pytest.approx(later["model_score"])
+
+
 def test_champion_folders_are_per_dataset(tmp_path):
     a = champion.champion_dir(tmp_path, champion.dataset_key("https://x.org/a-{{ ds }}.zip", "generic", "implicit"))
     b = champion.champion_dir(tmp_path, champion.dataset_key("https://x.org/a-{{ ds }}.zip", "generic", "explicit"))

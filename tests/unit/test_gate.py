@@ -63,3 +63,14 @@ def test_a_zero_or_missing_reference_never_lets_a_worse_model_through():
     assert not decide("rmse", True, 0.8, 0.9, 0.0, 0.01).promote
     assert not decide("rmse", True, 0.8, math.nan, None, 0.01).promote
     assert not decide("rmse", True, 0.8, 0.9, math.nan, 0.01).promote
+
+
+def test_a_run_older_than_the_champion_is_superseded_not_refused_unless_its_model_is_bad():
+    why = "the champion (run n-2) is of the newer logical date 2026-03-02; this run's is 2026-03-01"
+    got = decide("rmse", True, 0.84, 0.90, None, 0.01, superseded=why)
+    assert not got.promote and got.decision == "superseded" and got.reasons == [why]
+    # Forcing cannot put an older date over a newer one.
+    assert decide("rmse", True, 0.84, 0.90, None, 0.01, force=True, superseded=why).decision == "superseded"
+    # A model that does not beat its baseline is still refused: that date's data needs a look.
+    bad = decide("rmse", True, 0.95, 0.90, None, 0.01, superseded=why)
+    assert bad.decision == "refused" and "does not beat" in bad.reasons[0]

@@ -58,6 +58,39 @@ def test_ranking_metrics_by_hand(spark):
     assert scores["map_at_3"] == pytest.approx(((1 / 2 + 2 / 3) / 3 + 0 + (1 / 2) / 1) / 3)
 
 
+def test_ranking_metrics_match_spark_ranking_evaluator(spark):
+    """One aggregation computes what Spark's RankingEvaluator computes metric by metric, on lists
+    shorter and longer than k, users without a recommendation and more relevant songs than k."""
+    import random
+
+    from pyspark.ml.evaluation import RankingEvaluator
+    from pyspark.sql import functions as F
+
+    rng = random.Random(7)
+    recommended, relevant = [], []
+    for user in range(40):
+        for rank, item in enumerate(rng.sample(range(30), rng.choice([0, 2, 5, 8])), start=1):
+            recommended.append((user, item, rank))
+        relevant += [(user, item) for item in rng.sample(range(30), rng.randint(1, 12))]
+    recommended = spark.createDataFrame(recommended, f"{C.USER_INDEX} int, {C.ITEM_INDEX} int, rank int")
+    relevant = spark.createDataFrame(relevant, f"{C.USER_INDEX} int, {C.ITEM_INDEX} int")
+    k = 5
+    scores = ranking_metrics(recommended, relevant, k)
+
+    lists = recommended.groupBy(C.USER_INDEX).agg(
+        F.transform(F.array_sort(F.collect_list(F.struct("rank", C.ITEM_INDEX))), lambda s: s[C.ITEM_INDEX].cast("double")).alias("prediction")
+    )
+    truth = relevant.groupBy(C.USER_INDEX).agg(F.collect_list(F.col(C.ITEM_INDEX).cast("double")).alias("label"))
+    joined = truth.join(lists, C.USER_INDEX, "left").select(
+        F.coalesce("prediction", F.array().cast("array<double>")).alias("prediction"), "label"
+    )
+    evaluator = RankingEvaluator(k=k, predictionCol="prediction", labelCol="label")
+    spark_names = {"precision": "precisionAtK", "recall": "recallAtK", "ndcg": "ndcgAtK", "map": "meanAveragePrecisionAtK"}
+    for name, metric in spark_names.items():
+        assert scores[f"{name}_at_{k}"] == pytest.approx(evaluator.setMetricName(metric).evaluate(joined), rel=1e-9), name
+    assert scores["ranking_users"] == 40
+
+
 def test_biased_als_beats_its_own_biases_and_survives_save_load(spark, tmp_path):
     """On data with a real taste structure the factors must add to the biases."""
     import random
