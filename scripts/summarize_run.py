@@ -6,8 +6,11 @@ Used by `make run` after `airflow dags test`; reads task states, durations and X
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-DAG_ID = "music_recommendation"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
+from musicrec_operators import DAG_ID  # noqa: E402  (the DAG's own source of its ID)
+
 TASKS = ("download", "extract", "preprocess", "train", "evaluate", "recommend")
 
 
@@ -90,10 +93,7 @@ def main() -> int:
 
 def _report_of(run_id: str) -> str | None:
     """A run that evaluate refused has no XCom, but its report is in the run folder."""
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "spark_jobs"))
-    from musicrec import paths
+    from musicrec import paths  # on sys.path since musicrec_operators
 
     report = paths.report_path(paths.data_root(), run_id)
     return str(report) if report.exists() else None

@@ -56,8 +56,9 @@ def ranking_metrics(recommended, relevant, k: int) -> dict[str, float]:
     """Precision, recall, NDCG and MAP at k of `recommended` (user_index, item_index, rank)
     against `relevant` (user_index, item_index), over the users who have relevant songs.
 
-    The definitions of Spark's RankingMetrics (binary relevance), computed in one aggregation:
-    RankingEvaluator would run one job per metric (4 of ~8 s of evaluate on the sample).
+    The definitions of Spark's RankingMetrics (binary relevance), computed in one aggregation
+    where RankingEvaluator runs one job per metric (on the sample's cached lists: 1.1-1.6 s
+    against 1.3-1.8 s; most of the time is computing the lists themselves).
       precision = hits / k;  recall = hits / |relevant|
       NDCG = sum over hit places i of 1/log2(i + 2), over the same sum for min(|relevant|, k) places
       AP = sum over hit places i of (hits in places 0..i) / (i + 1), over min(|relevant|, k)
