@@ -27,8 +27,9 @@ run: install check-java $(AIRFLOW_HOME)/airflow.db
 	@# Another data root than last time: the DAG's Asset URI (the published CSV) changed with it,
 	@# and without a scheduler nobody activates the new one (scripts/refresh_assets.py).
 	@if [ "$$(cat $(DATA_ROOT_STAMP) 2>/dev/null)" != "$(MUSICREC_DATA_ROOT)" ]; then \
-		$(BIN)/airflow dags reserialize > /dev/null 2>&1 && $(BIN)/python scripts/refresh_assets.py \
-		&& echo "$(MUSICREC_DATA_ROOT)" > $(DATA_ROOT_STAMP); fi
+		{ $(BIN)/airflow dags reserialize && $(BIN)/python scripts/refresh_assets.py; } > $(AIRFLOW_HOME)/refresh_assets.log 2>&1 \
+		|| { echo "ERROR: could not refresh the DAG's Asset for data root $(MUSICREC_DATA_ROOT): see $(AIRFLOW_HOME)/refresh_assets.log"; exit 1; }; \
+		echo "$(MUSICREC_DATA_ROOT)" > $(DATA_ROOT_STAMP); fi
 	@started=$$(date +%s); \
 	$(BIN)/airflow dags test music_recommendation -c '$(CONF)' > $(AIRFLOW_HOME)/last_run.log 2>&1; status=$$?; \
 	echo "(full log: $(AIRFLOW_HOME)/last_run.log; DAG wall time $$(( $$(date +%s) - started )) s)"; \
@@ -66,7 +67,8 @@ check-java:
 
 $(AIRFLOW_HOME)/airflow.db: $(VENV)/.installed
 	$(BIN)/airflow db migrate > /dev/null
-	@echo "$(MUSICREC_DATA_ROOT)" > $(DATA_ROOT_STAMP)  # a new database has no asset to refresh
+	@# A new setup has no Asset to refresh; an existing one without a stamp refreshes once.
+	@test -f $(DATA_ROOT_STAMP) || test -n "$$AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" || echo "$(MUSICREC_DATA_ROOT)" > $(DATA_ROOT_STAMP)
 
 # make bench                      the sample and ml-latest-small (if ../shared has it)
 # make bench SIZE="1m 5m 25m"     generated datasets of those sizes (bench/generate.py, kept in bench/data/)

@@ -17,7 +17,8 @@ against a baseline and publishes the top-N songs per user as `recommended_songs.
 dataset's champion, scored on the same held-out interactions, by more than `gate_tolerance`;
 otherwise evaluate fails with the numbers and nothing is published (`force_promote` overrides).
 A run of an older logical date than the champion's (a backfill) is scored and recorded but never
-replaces it: its decision is `superseded`, and the run succeeds.
+replaces it: its decision is `superseded`, the run succeeds (unless its model fails its
+baseline) and `recommend` ends *skipped*.
 Each run's HTML report (`report_path`) shows the metrics, the gate's decision and plots.
 
 Each run writes under `$MUSICREC_DATA_ROOT/runs/<run id>/`. `recommend` publishes the CSV and
@@ -214,10 +215,11 @@ with DAG(
             "eval_model": upstream("train", "eval_model_path"),
             "dataset_key": upstream("evaluate", "dataset_key"),
             "champion_record": "{{ ti.xcom_pull(task_ids='evaluate')['champion_record'] | tojson }}",
+            "gate_decision": "{{ ti.xcom_pull(task_ids='evaluate')['gate']['decision'] }}",
         },
         data_rows=interactions,
         outlets=[RECOMMENDATIONS],
         doc_md="Top-N unseen songs per user to recommended_songs.csv; publish CSV and model together, "
-        "unless a newer logical date is published (then skipped).",
+        "unless a newer logical date is published or the gate said superseded (then skipped).",
     )
     chain(download, extract, preprocess, train, evaluate, recommend)

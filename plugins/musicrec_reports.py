@@ -82,6 +82,8 @@ class LazyApp:
         return self._app
 
     async def __call__(self, scope, receive, send):
+        # The first request builds the app on the event loop (~1 s, once per API server process).
+        # Airflow runs no lifespan for mounted apps: build_app must not rely on one.
         await self.app(scope, receive, send)
 
 

@@ -1,5 +1,6 @@
 """Top-N unseen songs for every user; write recommended_songs.csv, then publish it and the model
-together (musicrec.publication), unless a newer logical date is already published. A published run's
+together (musicrec.publication), unless a newer logical date is already published or the gate's
+decision is `superseded` (a backfill older than the champion). A published run's
 evaluation model becomes its dataset's champion (musicrec.champion), and the history says so."""
 
 import math
@@ -11,7 +12,8 @@ from musicrec import columns as C
 from musicrec.errors import PipelineError
 from musicrec.model import load
 from musicrec.paths import RECOMMENDATIONS_FILE, data_root_of_run
-from musicrec.publication import current_record, publish, version_dir
+from musicrec.gate import SUPERSEDED
+from musicrec.publication import Outcome, current_record, publish, version_dir
 from musicrec.recommend import top_n_unseen, with_original_ids, write_single_csv
 from musicrec.spark_config import get_spark
 
@@ -38,20 +40,15 @@ def work(args):
     if row_count == 0:
         raise PipelineError(f"no recommendations were produced from {args.interactions}: nothing to publish")
     csv_path = write_single_csv(rows, run_dir / "recommend" / RECOMMENDATIONS_FILE)
-    check_champion_unchanged(data_root_of_run(run_dir), args)
-    # Every check is done: publish the CSV and the model together, last.
-    outcome = publish(
-        data_root_of_run(run_dir), csv_path, Path(args.model),
-        {
-            "run_id": args.run_id or run_dir.name,
-            "logical_date": args.logical_date,
-            "rows": row_count,
-            "users": users,
-            "top_n": args.top_n,
-            "headline_metric": args.headline_metric,
-            "headline_score": _finite_or_none(args.headline_score),
-        },
-    )
+    if args.gate_decision == SUPERSEDED:
+        # Not only when a newer date is published: after a rollback the publication can be older
+        # than the champion, and a backfill between the two must still not replace it.
+        outcome = Outcome(False, "not published: the gate's decision is superseded (the dataset's champion is of "
+                          "a newer logical date; see evaluate)", current_record(data_root_of_run(run_dir)) or {})
+    else:
+        check_champion_unchanged(data_root_of_run(run_dir), args)
+        # Every check is done: publish the CSV and the model together, last.
+        outcome = publish_run(run_dir, csv_path, args, row_count, users)
     root = data_root_of_run(run_dir)
     if outcome.published and args.champion_record:
         # After the publication, so that a crash between the two is mended by the retry (which
@@ -65,7 +62,7 @@ def work(args):
         "publication": outcome.reason,
         "published_csv_path": str(published / RECOMMENDATIONS_FILE),
         "published_model_path": str(published / "model"),
-        "published_run_id": outcome.record["run_id"],
+        "published_run_id": outcome.record.get("run_id"),
         "published_version_path": str(version_dir(data_root_of_run(run_dir))),
         "users": users,
         "rows": row_count,
@@ -73,6 +70,21 @@ def work(args):
         "headline_metric": args.headline_metric,
         "headline_score": _finite_or_none(args.headline_score),
     }
+
+
+def publish_run(run_dir: Path, csv_path: Path, args, row_count: int, users: int):
+    return publish(
+        data_root_of_run(run_dir), csv_path, Path(args.model),
+        {
+            "run_id": args.run_id or run_dir.name,
+            "logical_date": args.logical_date,
+            "rows": row_count,
+            "users": users,
+            "top_n": args.top_n,
+            "headline_metric": args.headline_metric,
+            "headline_score": _finite_or_none(args.headline_score),
+        },
+    )
 
 
 def check_champion_unchanged(root: Path, args) -> None:
@@ -112,4 +124,5 @@ if __name__ == "__main__":
     parser.add_argument("--eval-model", default="", help="train's eval_model_path: the champion-to-be")
     parser.add_argument("--dataset-key", default="", help="evaluate's dataset_key")
     parser.add_argument("--champion-record", type=job.json_object, default={}, help="evaluate's champion_record (JSON)")
+    parser.add_argument("--gate-decision", default="", help="evaluate's gate decision: 'superseded' publishes nothing")
     job.run("recommend", parser, work)

@@ -84,12 +84,17 @@ def crown(root: Path, key: str, eval_model: Path, user_ids, song_ids, record: di
 
 
 def is_newer(date: str | None, than: str | None) -> bool:
-    """Whether ISO 8601 date `date` is later than `than` (False when either is unknown)."""
-    from datetime import datetime
+    """Whether ISO 8601 date `date` is later than `than` (False when either is unknown; a date
+    without a zone is UTC, as Airflow's are)."""
+    from datetime import datetime, timezone
+
+    def parse(text: str) -> datetime:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
     if not date or not than:
         return False
-    return datetime.fromisoformat(date) > datetime.fromisoformat(than)
+    return parse(date) > parse(than)
 
 
 def same_split(champion: dict[str, Any], split: dict[str, Any]) -> bool:

@@ -17,12 +17,13 @@ import math
 from dataclasses import asdict, dataclass, field
 
 MEANINGFUL_GAIN = 0.01  # relative improvement over the baseline below which the report warns
+SUPERSEDED = "superseded"
 
 
 @dataclass(frozen=True)
 class Decision:
     promote: bool
-    decision: str  # "promoted", "refused" or "forced"
+    decision: str  # "promoted", "refused", "forced" or "superseded"
     reasons: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -61,7 +62,8 @@ def decide(
     (default: `model`). None: no champion to compare with, and `champion_note` says why (e.g. a
     first run). `blocked`: a champion exists but cannot be compared fairly: a refusal, so that a
     worse model never slips through unchecked. `superseded`: why this run cannot replace the
-    champion (it is of a newer logical date); the champion is then not compared.
+    champion (the champion is of a newer logical date); the champion is then not compared, and
+    `force` cannot override a refusal (it could not publish anyway).
     """
     refusals, warnings, notes = ([blocked] if blocked else []), [], []
     if not math.isfinite(model):
@@ -92,10 +94,10 @@ def decide(
                 notes.append(f"{metric} {mine:.4f} vs the champion's {champion:.4f} (tolerance {tolerance:.2%})")
     if champion is None and champion_note:
         notes.append(champion_note)
-    if refusals and not force:
+    if refusals and (not force or superseded):
         return Decision(False, "refused", refusals, warnings)
     if superseded:
-        return Decision(False, "superseded", [superseded] + notes, warnings)
+        return Decision(False, SUPERSEDED, [superseded] + notes, warnings)
     if force:
         forced = [f"forced: the gate would have refused because {why}" for why in refusals]
         return Decision(True, "forced", forced + notes or ["forced promotion"], warnings)

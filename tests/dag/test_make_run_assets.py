@@ -51,6 +51,7 @@ def run_child(tmp_path, action: str) -> dict:
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'airflow.db'}",
         "MUSICREC_DATA_ROOT": str(tmp_path / "data"),
         "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT / "spark_jobs")]),
     }

@@ -166,6 +166,28 @@ def test_a_backfilled_older_date_is_scored_and_recorded_but_never_replaces_the_c
     assert recorded["published"] == 0
 
 
+def test_a_superseded_run_publishes_nothing_even_when_its_date_would(sample_run, data_root):
+    """After a rollback the publication can be older than the champion; a backfill between the
+    two must still not publish: recommend follows the gate's decision, not only the dates."""
+    from datetime import datetime, timedelta, timezone
+
+    from musicrec_operators import SparkJobOperator
+
+    published_csv = data_root / "published" / "recommended_songs.csv"
+    before = (published_csv.read_bytes(), os.readlink(data_root / "published" / "current"))
+    pre, train = sample_run["preprocess"], sample_run["train"]
+    operator = SparkJobOperator(task_id="recommend", job="recommend", job_args={
+        "model": train["model_path"], "interactions": pre["interactions_path"], "items": pre["items_path"],
+        "user_ids": pre["user_ids_path"], "song_ids": pre["song_ids_path"], "top_n": "3",
+        "gate_decision": "superseded",
+    })
+    later = datetime.now(timezone.utc) + timedelta(days=1)  # publish() alone would take this date
+    facts = operator.execute({"run_id": "backfill__superseded-check", "logical_date": later})
+    assert facts["published"] is False and "superseded" in facts["publication"]
+    assert Path(facts["csv_path"]).is_file()
+    assert (published_csv.read_bytes(), os.readlink(data_root / "published" / "current")) == before
+
+
 def run_dir_of(xcoms):
     return Path(xcoms["extract"]["dataset_dir"]).parent
 

@@ -123,9 +123,11 @@ def test_a_run_older_than_the_champion_is_superseded_without_scoring(spark, tmp_
                     "train_max_timestamp": 10**6})
     # The model is never touched for a superseded run: None would fail any scoring.
     older = champion.compare(spark, tmp_path, key, "backfill__2026-03-01", SPLIT, None, train, test, "explicit", 5,
-                             logical_date="2026-03-01T00:00:00Z")
+                             logical_date="2026-03-01T00:00:00+00:00")
     assert older["champion_run"] == "scheduled__2026-03-10"
     assert "newer logical date 2026-03-10" in older["superseded"] and "2026-03-01" in older["superseded"]
+    assert champion.is_newer("2026-03-10T00:00:00", "2026-03-01T00:00:00Z")  # no zone: UTC
+    assert not champion.is_newer("2026-03-01T01:00:00+02:00", "2026-03-01T00:00:00+00:00")
     # The same date (a re-run of the champion's night) or a later one is compared as usual.
     model = load(spark, tmp_path / "m")
     for date in ("2026-03-10T00:00:00+00:00", "2026-03-11T00:00:00+00:00"):

@@ -74,3 +74,5 @@ def test_a_run_older_than_the_champion_is_superseded_not_refused_unless_its_mode
     # A model that does not beat its baseline is still refused: that date's data needs a look.
     bad = decide("rmse", True, 0.95, 0.90, None, 0.01, superseded=why)
     assert bad.decision == "refused" and "does not beat" in bad.reasons[0]
+    # ... and forcing it changes nothing: a backfill cannot be published anyway.
+    assert decide("rmse", True, 0.95, 0.90, None, 0.01, force=True, superseded=why).decision == "refused"
