@@ -73,6 +73,7 @@ def work(args):
 
 
 def publish_run(run_dir: Path, csv_path: Path, args, row_count: int, users: int):
+    """Publish this run's CSV and model together, with the facts the record keeps."""
     return publish(
         data_root_of_run(run_dir), csv_path, Path(args.model),
         {

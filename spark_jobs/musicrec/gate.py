@@ -7,8 +7,9 @@ A model is promoted only if
 `force` promotes anyway (first run after a deliberate reset, a known data change) and says what
 the gate would have refused. A run of an older logical date than the champion's (a backfill) is
 `superseded`: scored and recorded, never promoted (not even forced: publication never replaces a
-newer date), and not a failure unless the model also fails its baseline. A model that beats its baseline by less than MEANINGFUL_GAIN is
-promoted with a warning: ALS that adds nothing to the biases or to the hits is worth a look.
+newer date), and not a failure unless the model also fails its baseline. A model that beats its
+baseline by less than MEANINGFUL_GAIN is promoted with a warning: ALS that adds nothing to the
+biases or to the hits is worth a look.
 """
 
 from __future__ import annotations
