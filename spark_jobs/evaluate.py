@@ -17,7 +17,7 @@ from musicrec import champion, history, job
 from musicrec import columns as C
 from musicrec.errors import PipelineError
 from musicrec.evaluation import EXPLICIT, evaluate_model, headline_of
-from musicrec.gate import decide
+from musicrec.gate import REFUSED, decide
 from musicrec.model import load
 from musicrec.paths import REPORT_FILE, data_root_of_run, staged_dir
 from musicrec.report import write_report
@@ -78,7 +78,7 @@ def work(args):
     with staged_dir(out_dir) as out:
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True, default=str))
         write_report(out / REPORT_FILE, facts, plots)
-    if decision.decision == "refused":
+    if decision.decision == REFUSED:
         raise PipelineError(
             f"the quality gate refused this run's model: {'; '.join(decision.reasons)}. Nothing is published; "
             f"the previous CSV and champion stay. Report: {out_dir / REPORT_FILE}. To publish it anyway, "

@@ -4,7 +4,6 @@ decision is `superseded` (a backfill older than the champion). A published run's
 evaluation model becomes its dataset's champion (musicrec.champion), and the history says so."""
 
 import math
-from datetime import datetime
 from pathlib import Path
 
 from musicrec import champion, history, job
@@ -40,16 +39,16 @@ def work(args):
     if row_count == 0:
         raise PipelineError(f"no recommendations were produced from {args.interactions}: nothing to publish")
     csv_path = write_single_csv(rows, run_dir / "recommend" / RECOMMENDATIONS_FILE)
+    root = data_root_of_run(run_dir)
     if args.gate_decision == SUPERSEDED:
         # Not only when a newer date is published: after a rollback the publication can be older
         # than the champion, and a backfill between the two must still not replace it.
         outcome = Outcome(False, "not published: the gate's decision is superseded (the dataset's champion is of "
-                          "a newer logical date; see evaluate)", current_record(data_root_of_run(run_dir)) or {})
+                          "a newer logical date; see evaluate)", current_record(root) or {})
     else:
-        check_champion_unchanged(data_root_of_run(run_dir), args)
+        check_champion_unchanged(root, args)
         # Every check is done: publish the CSV and the model together, last.
-        outcome = publish_run(run_dir, csv_path, args, row_count, users)
-    root = data_root_of_run(run_dir)
+        outcome = publish_run(root, run_dir, csv_path, args, row_count, users)
     if outcome.published and args.champion_record:
         # After the publication, so that a crash between the two is mended by the retry (which
         # publishes nothing new, then crowns).
@@ -63,7 +62,7 @@ def work(args):
         "published_csv_path": str(published / RECOMMENDATIONS_FILE),
         "published_model_path": str(published / "model"),
         "published_run_id": outcome.record.get("run_id"),
-        "published_version_path": str(version_dir(data_root_of_run(run_dir))),
+        "published_version_path": str(version_dir(root)),
         "users": users,
         "rows": row_count,
         "top_n": args.top_n,
@@ -72,10 +71,10 @@ def work(args):
     }
 
 
-def publish_run(run_dir: Path, csv_path: Path, args, row_count: int, users: int):
+def publish_run(root: Path, run_dir: Path, csv_path: Path, args, row_count: int, users: int):
     """Publish this run's CSV and model together, with the facts the record keeps."""
     return publish(
-        data_root_of_run(run_dir), csv_path, Path(args.model),
+        root, csv_path, Path(args.model),
         {
             "run_id": args.run_id or run_dir.name,
             "logical_date": args.logical_date,
@@ -94,7 +93,7 @@ def check_champion_unchanged(root: Path, args) -> None:
     if not args.champion_record:
         return
     published = current_record(root)
-    if published and datetime.fromisoformat(published["logical_date"]) > datetime.fromisoformat(args.logical_date):
+    if published and champion.is_newer(published["logical_date"], args.logical_date):
         return  # a newer date is published: this run publishes nothing and crowns nobody anyway
     current = champion.read(root, args.dataset_key)
     now = current["run_id"] if current else None

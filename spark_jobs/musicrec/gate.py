@@ -18,7 +18,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 MEANINGFUL_GAIN = 0.01  # relative improvement over the baseline below which the report warns
-SUPERSEDED = "superseded"
+REFUSED, SUPERSEDED = "refused", "superseded"  # the decisions that publish nothing
 
 
 @dataclass(frozen=True)
@@ -96,12 +96,10 @@ def decide(
     if champion is None and champion_note:
         notes.append(champion_note)
     if refusals and (not force or superseded):
-        return Decision(False, "refused", refusals, warnings)
+        return Decision(False, REFUSED, refusals, warnings)
     if superseded:
         return Decision(False, SUPERSEDED, [superseded] + notes, warnings)
     if force:
         forced = [f"forced: the gate would have refused because {why}" for why in refusals]
         return Decision(True, "forced", forced + notes or ["forced promotion"], warnings)
-    if refusals:
-        return Decision(False, "refused", refusals, warnings)
     return Decision(True, "promoted", notes, warnings)

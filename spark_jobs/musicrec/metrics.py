@@ -14,6 +14,11 @@ from musicrec import columns as C
 BIAS_REGULARIZATION = 5.0  # lambda of both biases; 5 beat 10 and 25 on ml-100k and ml-latest-small (bench notes)
 
 
+def _number(value) -> float:
+    """An aggregate as a float; no rows gives NaN, not a crash (the gate refuses a NaN score)."""
+    return float("nan") if value is None else float(value)
+
+
 def rating_errors(predictions, prediction_col: str = C.PREDICTION) -> dict[str, float]:
     """RMSE and MAE of `prediction_col` against the rating."""
     return rating_errors_of(predictions, {"_": prediction_col})["_"]
@@ -28,12 +33,8 @@ def rating_errors_of(predictions, prediction_cols: dict[str, str]) -> dict[str, 
         err = F.col(column) - F.col(C.RATING)
         aggregates += [F.sqrt(F.avg(err * err)).alias(f"{name}_rmse"), F.avg(F.abs(err)).alias(f"{name}_mae")]
     row = predictions.agg(*aggregates).first()
-
-    def number(value):  # no rows: NaN, not a crash (the gate refuses a NaN score)
-        return float("nan") if value is None else float(value)
-
     return {
-        name: {"rmse": number(row[f"{name}_rmse"]), "mae": number(row[f"{name}_mae"]), "rows": int(row["n"])}
+        name: {"rmse": _number(row[f"{name}_rmse"]), "mae": _number(row[f"{name}_mae"]), "rows": int(row["n"])}
         for name in prediction_cols
     }
 
@@ -93,7 +94,4 @@ def ranking_metrics(recommended, relevant, k: int) -> dict[str, float]:
             / F.col("ideal")
         ).alias(f"map_at_{k}"),
     ).first()
-    return {
-        name: (int(value) if name == "ranking_users" else float("nan") if value is None else float(value))
-        for name, value in scores.asDict().items()
-    }
+    return {**{name: _number(value) for name, value in scores.asDict().items()}, "ranking_users": scores["ranking_users"]}
