@@ -198,8 +198,14 @@ def add_indices(interactions) -> Indexed:
 
 
 def _id_table(spark, labels, id_col: str, index_col: str):
-    """id_col, index_col: label i of a fitted StringIndexer has index i."""
-    return spark.createDataFrame(list(enumerate(labels)), f"{index_col} int, {id_col} string").select(id_col, index_col)
+    """id_col, index_col: label i of a fitted StringIndexer has index i.
+
+    Built from an Arrow table: a list of tuples would start Spark's Python workers to read it.
+    """
+    import pyarrow as pa
+
+    table = pa.table({index_col: pa.array(range(len(labels)), pa.int32()), id_col: pa.array(labels, pa.string())})
+    return spark.createDataFrame(table).select(id_col, index_col)
 
 
 def prepare(raw, raw_items, feedback: str, rating_range) -> Prepared:

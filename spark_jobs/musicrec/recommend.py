@@ -14,6 +14,10 @@ SEEN = "_seen"
 
 
 SCORES_PER_CHUNK = 20_000_000  # user x song scores held at once by one Python worker (160 MB)
+# Up to this many user x song scores, top-N is computed in the job's own Python process: starting
+# Spark's Python workers costs more (~5 s of evaluate's ~25 s on the sample, bench/) than scoring
+# 50M (~2 s of numpy); from here on the workers' parallelism wins.
+IN_DRIVER_SCORES = 50_000_000
 
 
 def seen_songs(interactions):
@@ -36,7 +40,8 @@ def top_n_unseen(model, seen, n: int, users=None):
     preference, for play counts); equal scores rank the smaller item_index first. A user with
     fewer than `n` unseen songs gets them all; one with none gets no rows. ALS's recommendForAllUsers cannot skip songs the user already
     has, so this scores them itself: song factors are broadcast to every Python worker, which
-    scores its users in chunks with one matrix product and keeps the n best unseen (numpy).
+    scores its users in chunks with one matrix product and keeps the n best unseen (numpy); up to
+    IN_DRIVER_SCORES scores, the job's own process does the same without starting the workers.
     """
     user_table = model.user_table()
     if users is not None:
@@ -60,8 +65,6 @@ def popular_unseen(train, seen, users, n: int):
 def _top_n(user_table, item_table, seen, n: int):
     """score(u, i) = user offset + song offset + user features . song features; best n unseen."""
     import numpy as np
-    import pandas as pd
-    from pyspark.sql import functions as F
 
     # Sorted by index, so that a song's position breaks ties the way its index does (and, with
     # StringIndexer's most-played-first indices, the first positions are the popular songs).
@@ -71,40 +74,65 @@ def _top_n(user_table, item_table, seen, n: int):
     item_offsets = np.array([r["offset"] for r in rows], dtype=np.float64)
     position_of = np.full(int(item_ids.max()) + 1 if len(item_ids) else 1, -1, dtype=np.int64)  # item index -> position
     position_of[item_ids] = np.arange(len(item_ids))
-    shared = user_table.sparkSession.sparkContext.broadcast(
-        (item_ids, np.ascontiguousarray(item_vectors.T), item_offsets, position_of)
-    )
-    chunk = max(1, SCORES_PER_CHUNK // max(len(rows), 1))
+    songs = (item_ids, np.ascontiguousarray(item_vectors.T), item_offsets, position_of)
     users = user_table.join(seen_songs(seen), C.USER_INDEX, "left")
+    spark = user_table.sparkSession
+    in_driver_users = IN_DRIVER_SCORES // max(len(rows), 1)  # counted no further than that: cheap at any size
+    if in_driver_users and user_table.limit(in_driver_users + 1).count() <= in_driver_users:
+        scored = list(_score_batches([users.toPandas()], songs, n))
+        return spark.createDataFrame(_arrow_table(scored))  # from Arrow: no Python worker either
 
-    user_col, item_col, score_col, rank_col, seen_col = C.USER_INDEX, C.ITEM_INDEX, SCORE, RANK, SEEN  # no module refs in the closure
+    shared = spark.sparkContext.broadcast(songs)
 
     def score(batches):
-        ids, vectors_t, offsets, positions = shared.value
-        keep = min(n, len(ids))
-        finite = bool(np.isfinite(vectors_t).all() and np.isfinite(offsets).all())
-        buffer = np.empty((chunk, len(ids)), dtype=np.float64)  # one allocation, reused by every chunk
-        for batch in batches:
-            for start in range(0, len(batch), chunk):
-                part = batch.iloc[start : start + chunk]  # noqa: E203
-                user_vectors = np.array(part["features"].tolist(), dtype=np.float64).reshape(len(part), -1)
-                scores = np.matmul(user_vectors, vectors_t, out=buffer[: len(part)])
-                scores += offsets
-                scores += part["offset"].to_numpy(dtype=np.float64)[:, None]
-                if not (finite and np.isfinite(user_vectors).all()):
-                    scores[np.isnan(scores)] = -np.inf  # NaN ranks with the seen songs: last
-                _mask_seen(scores, part[seen_col], positions)
-                best, best_scores = top_positions(scores, keep)
-                found = np.isfinite(best_scores)  # fewer than n unseen songs: shorter list
-                yield pd.DataFrame({
-                    user_col: np.repeat(part[user_col].to_numpy(), keep)[found.ravel()],
-                    item_col: ids[best].ravel()[found.ravel()].astype(np.int32),
-                    score_col: best_scores.ravel()[found.ravel()],
-                    rank_col: np.tile(np.arange(1, keep + 1), len(part))[found.ravel()].astype(np.int32),
-                })
+        return _score_batches(batches, shared.value, n)
 
-    schema = f"{C.USER_INDEX} int, {C.ITEM_INDEX} int, {SCORE} double, {RANK} int"
-    return users.mapInPandas(score, schema)
+    return users.mapInPandas(score, TOP_N_SCHEMA)
+
+
+TOP_N_SCHEMA = f"{C.USER_INDEX} int, {C.ITEM_INDEX} int, {SCORE} double, {RANK} int"
+
+
+def _score_batches(batches, songs, n: int):
+    """The top-N rows (pandas, TOP_N_SCHEMA) of each batch of users (user_index, features,
+    offset, SEEN): one matrix product per chunk of users, their seen songs masked, the n best kept."""
+    import numpy as np
+    import pandas as pd
+
+    ids, vectors_t, offsets, positions = songs
+    keep = min(n, len(ids))
+    chunk = max(1, SCORES_PER_CHUNK // max(len(ids), 1))
+    finite = bool(np.isfinite(vectors_t).all() and np.isfinite(offsets).all())
+    buffer = np.empty((chunk, len(ids)), dtype=np.float64)  # one allocation, reused by every chunk
+    for batch in batches:
+        for start in range(0, len(batch), chunk):
+            part = batch.iloc[start : start + chunk]  # noqa: E203
+            user_vectors = np.array(part["features"].tolist(), dtype=np.float64).reshape(len(part), -1)
+            scores = np.matmul(user_vectors, vectors_t, out=buffer[: len(part)])
+            scores += offsets
+            scores += part["offset"].to_numpy(dtype=np.float64)[:, None]
+            if not (finite and np.isfinite(user_vectors).all()):
+                scores[np.isnan(scores)] = -np.inf  # NaN ranks with the seen songs: last
+            _mask_seen(scores, part[SEEN], positions)
+            best, best_scores = top_positions(scores, keep)
+            found = np.isfinite(best_scores).ravel()  # fewer than n unseen songs: shorter list
+            yield pd.DataFrame({
+                C.USER_INDEX: np.repeat(part[C.USER_INDEX].to_numpy(), keep)[found].astype(np.int32),
+                C.ITEM_INDEX: ids[best].ravel()[found].astype(np.int32),
+                SCORE: best_scores.ravel()[found],
+                RANK: np.tile(np.arange(1, keep + 1), len(part))[found].astype(np.int32),
+            })
+
+
+def _arrow_table(frames):
+    """The top-N rows scored in the driver as one Arrow table of TOP_N_SCHEMA's types."""
+    import pandas as pd
+    import pyarrow as pa
+
+    schema = pa.schema([(C.USER_INDEX, pa.int32()), (C.ITEM_INDEX, pa.int32()), (SCORE, pa.float64()), (RANK, pa.int32())])
+    if not frames:
+        return schema.empty_table()
+    return pa.Table.from_pandas(pd.concat(frames, ignore_index=True), schema=schema, preserve_index=False)
 
 
 def _mask_seen(scores, seen_lists, position_of) -> None:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from musicrec import columns as C
+from musicrec import recommend
 from musicrec.model import AlsParams, fit
 from musicrec.recommend import popular_unseen, seen_songs, top_n_unseen, with_original_ids, write_single_csv
 
@@ -19,6 +20,14 @@ def trained(spark, tmp_path_factory):
     frame = spark.createDataFrame(rows, f"{C.USER_INDEX} int, {C.ITEM_INDEX} int, {C.RATING} double")
     model = fit(frame, AlsParams(rank=3, max_iter=5), str(tmp_path_factory.mktemp("ck")))
     return model, frame
+
+
+@pytest.fixture(params=["in_driver", "python_workers"])
+def top_n_path(request, monkeypatch):
+    """Top-N computed both ways: in the job's process (small data) and by Spark's Python workers."""
+    if request.param == "python_workers":
+        monkeypatch.setattr(recommend, "IN_DRIVER_SCORES", 0)
+    return request.param
 
 
 def brute_force_top_n(model, seen_pairs, n):
@@ -51,7 +60,7 @@ def assert_same_top_n(got, expected):
         assert np.allclose([score for _, score, _ in rows], [score for _, score in expected[user]], rtol=0, atol=1e-9), user
 
 
-def test_top_n_is_unseen_exact_and_best_first(trained):
+def test_top_n_is_unseen_exact_and_best_first(trained, top_n_path):
     model, seen = trained
     seen_pairs = {(r[C.USER_INDEX], r[C.ITEM_INDEX]) for r in seen.collect()}
     some_seen = seen.filter(f"NOT ({C.USER_INDEX} = 0 AND {C.ITEM_INDEX} >= 3)")  # user 0 has seen items 0-2 at most
@@ -80,7 +89,7 @@ class TableModel:
         return self.items
 
 
-def test_top_n_breaks_ties_by_item_and_shortens_lists_when_few_songs_are_unseen(spark):
+def test_top_n_breaks_ties_by_item_and_shortens_lists_when_few_songs_are_unseen(spark, top_n_path):
     # Small whole numbers: scores tie exactly. Item indices are not in table order.
     items = [(10, [1.0, 0.0], 0.0), (3, [0.0, 1.0], 0.0), (7, [1.0, 0.0], 0.0), (1, [1.0, 1.0], -1.0), (12, [0.0, 0.0], 1.0), (5, [2.0, 0.0], -1.0)]
     users = [(0, [1.0, 0.0], 0.0), (1, [0.0, 2.0], 0.5), (2, [1.0, 1.0], 0.0), (3, [3.0, 0.0], 0.0), (4, [1.0, 0.0], 0.0)]
@@ -100,7 +109,7 @@ def test_top_n_breaks_ties_by_item_and_shortens_lists_when_few_songs_are_unseen(
     assert len(as_lists(top_n_unseen(model, seen, 10))[4]) == 6  # n beyond the catalogue: all of it
 
 
-def test_top_n_ties_at_the_cut_off_go_to_the_smallest_items_in_a_large_catalogue(spark):
+def test_top_n_ties_at_the_cut_off_go_to_the_smallest_items_in_a_large_catalogue(spark, top_n_path):
     # 300 songs scoring 0, 1 or 2 (a hundred-way tie each), listed in shuffled order.
     order = np.random.default_rng(5).permutation(300)
     items = [(int(i), [float(i % 3)], 0.0) for i in order]
@@ -121,7 +130,7 @@ def test_top_n_scores_match_the_models_predictions(trained):
     assert np.allclose(predicted["score"], predicted[C.PREDICTION], atol=1e-4)
 
 
-def test_popularity_baseline(spark, trained):
+def test_popularity_baseline(spark, trained, top_n_path):
     _, seen = trained
     train = spark.createDataFrame([(0, 7), (1, 7), (2, 7), (0, 8), (1, 8), (0, 9)], f"{C.USER_INDEX} int, {C.ITEM_INDEX} int")
     users = spark.createDataFrame([(0,), (3,)], f"{C.USER_INDEX} int")
