@@ -71,7 +71,7 @@ def evaluate_model(model, train, test, feedback: str, k: int, rating_max: float 
     popularity = song_popularity(train).cache()
     seen = seen_songs(train).cache()  # grouped once for both lists
     recommended = top_n_unseen(model, seen, k, users=relevant).cache()
-    popular = popular_unseen(train, seen, relevant, k).cache()
+    popular = popular_unseen(train, seen, relevant, k, user_bound=model.user_table()).cache()
     for name, lists in (("model", recommended), ("popularity_baseline", popular)):
         metrics[name] = {**metrics.get(name, {}), **ranking_metrics(lists, relevant, k), **diversity(lists, popularity)}
     if details:

@@ -201,11 +201,12 @@ def _id_table(spark, labels, id_col: str, index_col: str):
     """id_col, index_col: label i of a fitted StringIndexer has index i.
 
     Built from an Arrow table: a list of tuples would start Spark's Python workers to read it.
+    One partition (one file): Arrow's batches would make one every 10,000 IDs.
     """
     import pyarrow as pa
 
     table = pa.table({index_col: pa.array(range(len(labels)), pa.int32()), id_col: pa.array(labels, pa.string())})
-    return spark.createDataFrame(table).select(id_col, index_col)
+    return spark.createDataFrame(table).coalesce(1).select(id_col, index_col)
 
 
 def prepare(raw, raw_items, feedback: str, rating_range) -> Prepared:

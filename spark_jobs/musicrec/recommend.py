@@ -11,13 +11,16 @@ from musicrec.paths import staged_dir
 SCORE = "score"
 RANK = "rank"
 SEEN = "_seen"
+TOP_N_SCHEMA = f"{C.USER_INDEX} int, {C.ITEM_INDEX} int, {SCORE} double, {RANK} int"
 
 
 SCORES_PER_CHUNK = 20_000_000  # user x song scores held at once by one Python worker (160 MB)
-# Up to this many user x song scores, top-N is computed in the job's own Python process: starting
-# Spark's Python workers costs more (~5 s of evaluate's ~25 s on the sample, bench/) than scoring
-# 50M (~2 s of numpy); from here on the workers' parallelism wins.
+# Up to this many user x song scores (and users), top-N runs in the job's own Python process and
+# Spark's Python workers are never started: on the sample that saved ~1 s of evaluate (bench/,
+# within the run-to-run noise). The limit is an estimate: one process scores 50M in a few seconds
+# of numpy; past that, the workers' parallelism should win. The user cap bounds what is collected.
 IN_DRIVER_SCORES = 50_000_000
+IN_DRIVER_USERS = 100_000
 
 
 def seen_songs(interactions):
@@ -43,14 +46,19 @@ def top_n_unseen(model, seen, n: int, users=None):
     scores its users in chunks with one matrix product and keeps the n best unseen (numpy); up to
     IN_DRIVER_SCORES scores, the job's own process does the same without starting the workers.
     """
-    user_table = model.user_table()
+    every_user = model.user_table()
+    user_table = every_user
     if users is not None:
-        user_table = user_table.join(users.select(C.USER_INDEX).distinct(), C.USER_INDEX)
-    return _top_n(user_table, model.item_table(), seen, n)
+        user_table = every_user.join(users.select(C.USER_INDEX).distinct(), C.USER_INDEX)
+    return _top_n(user_table, model.item_table(), seen, n, user_bound=every_user)
 
 
-def popular_unseen(train, seen, users, n: int):
-    """The popularity baseline: the `n` songs with most training interactions each user lacks."""
+def popular_unseen(train, seen, users, n: int, user_bound=None):
+    """The popularity baseline: the `n` songs with most training interactions each user lacks.
+
+    `user_bound`: a frame with at least as many rows as `users` has distinct users and cheap to
+    scan (no shuffle), such as the model's user table; by default `users` itself.
+    """
     from pyspark.sql import functions as F
 
     items = train.groupBy(C.ITEM_INDEX).agg(
@@ -59,11 +67,16 @@ def popular_unseen(train, seen, users, n: int):
     user_table = users.select(C.USER_INDEX).distinct().select(
         C.USER_INDEX, F.array().cast("array<float>").alias("features"), F.lit(0.0).alias("offset")
     )
-    return _top_n(user_table, items, seen, n)
+    return _top_n(user_table, items, seen, n, user_bound=users if user_bound is None else user_bound)
 
 
-def _top_n(user_table, item_table, seen, n: int):
-    """score(u, i) = user offset + song offset + user features . song features; best n unseen."""
+def _top_n(user_table, item_table, seen, n: int, user_bound):
+    """score(u, i) = user offset + song offset + user features . song features; best n unseen.
+
+    `user_bound` has at least as many rows as `user_table` and is cheap to scan: counting it (no
+    further than the in-driver limit) decides where the scoring runs without computing the
+    users' own joins and shuffles twice.
+    """
     import numpy as np
 
     # Sorted by index, so that a song's position breaks ties the way its index does (and, with
@@ -77,10 +90,10 @@ def _top_n(user_table, item_table, seen, n: int):
     songs = (item_ids, np.ascontiguousarray(item_vectors.T), item_offsets, position_of)
     users = user_table.join(seen_songs(seen), C.USER_INDEX, "left")
     spark = user_table.sparkSession
-    in_driver_users = IN_DRIVER_SCORES // max(len(rows), 1)  # counted no further than that: cheap at any size
-    if in_driver_users and user_table.limit(in_driver_users + 1).count() <= in_driver_users:
+    in_driver_users = min(IN_DRIVER_SCORES // max(len(rows), 1), IN_DRIVER_USERS)
+    if in_driver_users and user_bound.limit(in_driver_users + 1).count() <= in_driver_users:
         scored = list(_score_batches([users.toPandas()], songs, n))
-        return spark.createDataFrame(_arrow_table(scored))  # from Arrow: no Python worker either
+        return spark.createDataFrame(_arrow_table(scored), TOP_N_SCHEMA)  # from Arrow: no Python worker either
 
     shared = spark.sparkContext.broadcast(songs)
 
@@ -88,9 +101,6 @@ def _top_n(user_table, item_table, seen, n: int):
         return _score_batches(batches, shared.value, n)
 
     return users.mapInPandas(score, TOP_N_SCHEMA)
-
-
-TOP_N_SCHEMA = f"{C.USER_INDEX} int, {C.ITEM_INDEX} int, {SCORE} double, {RANK} int"
 
 
 def _score_batches(batches, songs, n: int):

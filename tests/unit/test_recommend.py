@@ -24,10 +24,15 @@ def trained(spark, tmp_path_factory):
 
 @pytest.fixture(params=["in_driver", "python_workers"])
 def top_n_path(request, monkeypatch):
-    """Top-N computed both ways: in the job's process (small data) and by Spark's Python workers."""
+    """Top-N computed both ways: in the job's process (small data) and by Spark's Python workers;
+    the test fails if the other way ran."""
+    in_driver_calls = []
+    real = recommend._arrow_table
+    monkeypatch.setattr(recommend, "_arrow_table", lambda frames: in_driver_calls.append(1) or real(frames))
     if request.param == "python_workers":
         monkeypatch.setattr(recommend, "IN_DRIVER_SCORES", 0)
-    return request.param
+    yield request.param
+    assert bool(in_driver_calls) == (request.param == "in_driver"), f"top-N did not run {request.param}"
 
 
 def brute_force_top_n(model, seen_pairs, n):
@@ -123,6 +128,14 @@ def test_top_n_ties_at_the_cut_off_go_to_the_smallest_items_in_a_large_catalogue
     assert [item for item, _, _ in got[2]][:5] == [287, 290, 293, 296, 299]  # its 5 unseen 2s, then 1s
 
 
+def test_top_n_of_no_users_is_empty_with_the_same_schema_both_ways(spark, trained, top_n_path):
+    model, seen = trained
+    nobody = spark.createDataFrame([], f"{C.USER_INDEX} int")
+    for top in (top_n_unseen(model, seen, 3, users=nobody), popular_unseen(seen, seen, nobody, 3)):
+        assert top.count() == 0
+        assert top.schema.simpleString() == "struct<user_index:int,item_index:int,score:double,rank:int>"
+
+
 def test_top_n_scores_match_the_models_predictions(trained):
     model, seen = trained
     top = top_n_unseen(model, seen.limit(0), 3).limit(20)
@@ -201,8 +214,6 @@ def test_csv_with_many_users_is_ordered_and_matches_the_model(spark, trained, tm
 @pytest.mark.parametrize("width, keep", [(5, 3), (40, 10), (3000, 10), (3000, 1), (2000, 2000)])
 def test_top_positions_matches_a_full_sort_with_ties_and_seen_songs(width, keep):
     """The bounded selection against the obvious one (sort every row by score, then position)."""
-    from musicrec import recommend
-
     rng = np.random.default_rng(width + keep)
     scores = rng.integers(0, 4, size=(60, width)).astype(np.float64)  # few distinct values: ties everywhere
     scores[rng.random(scores.shape) < 0.3] = -np.inf  # seen songs
