@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/quality.py                      # every dataset present in ../shared
     .venv/bin/python bench/quality.py --only ml-100k --seeds 1 2 3
+    .venv/bin/python bench/quality.py --only ml-100k --params '{"max_iter": 20}'   # other ALS params
 
 Runs the pipeline's own library functions (read, prepare, split, fit, evaluate) in one local
 SparkSession, so each number is what the DAG's train and evaluate steps compute, without six
@@ -117,6 +118,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=["ml-100k", "ml-latest-small", "lastfm-2k"], action="append")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--params", type=json.loads, default={},
+                        help='JSON of AlsParams fields over the defaults, e.g. \'{"rank": 10, "reg_param": 0.1}\'')
     args = parser.parse_args()
     import os
 
@@ -134,8 +137,9 @@ def main() -> int:
     spark.sparkContext.setLogLevel("ERROR")
     spark.sparkContext.setCheckpointDir(tempfile.mkdtemp())
     defaults = AlsParams()
-    explicit_params = {"rank": defaults.rank, "reg_param": defaults.reg_param, "max_iter": defaults.max_iter}
-    implicit_params = {**explicit_params, "alpha": defaults.alpha}
+    explicit_params = {"rank": defaults.rank, "reg_param": defaults.reg_param, "max_iter": defaults.max_iter, **args.params}
+    implicit_params = {"alpha": defaults.alpha, **explicit_params}
+    explicit_params.pop("alpha", None)
     wanted = set(args.only or ["ml-100k", "ml-latest-small", "lastfm-2k"])
     results = {}
     if "ml-100k" in wanted and (SHARED / "ml-100k.zip").exists():
