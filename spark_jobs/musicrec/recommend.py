@@ -92,8 +92,7 @@ def _top_n(user_table, item_table, seen, n: int, user_bound):
     spark = user_table.sparkSession
     in_driver_users = min(IN_DRIVER_SCORES // max(len(rows), 1), IN_DRIVER_USERS)
     if in_driver_users and user_bound.limit(in_driver_users + 1).count() <= in_driver_users:
-        scored = list(_score_batches([users.toPandas()], songs, n))
-        return spark.createDataFrame(_arrow_table(scored), TOP_N_SCHEMA)  # from Arrow: no Python worker either
+        return _in_driver_frame(spark, list(_score_batches([users.toPandas()], songs, n)))
 
     shared = spark.sparkContext.broadcast(songs)
 
@@ -134,15 +133,15 @@ def _score_batches(batches, songs, n: int):
             })
 
 
-def _arrow_table(frames):
-    """The top-N rows scored in the driver as one Arrow table of TOP_N_SCHEMA's types."""
+def _in_driver_frame(spark, frames):
+    """The top-N rows scored in the driver as a DataFrame of TOP_N_SCHEMA, handed over as Arrow
+    (no Python worker); `_score_batches` already gives the columns their types."""
     import pandas as pd
     import pyarrow as pa
 
-    schema = pa.schema([(C.USER_INDEX, pa.int32()), (C.ITEM_INDEX, pa.int32()), (SCORE, pa.float64()), (RANK, pa.int32())])
-    if not frames:
-        return schema.empty_table()
-    return pa.Table.from_pandas(pd.concat(frames, ignore_index=True), schema=schema, preserve_index=False)
+    if not frames:  # no users: nothing to hand over
+        return spark.createDataFrame(spark.sparkContext.emptyRDD(), TOP_N_SCHEMA)
+    return spark.createDataFrame(pa.Table.from_pandas(pd.concat(frames, ignore_index=True), preserve_index=False), TOP_N_SCHEMA)
 
 
 def _mask_seen(scores, seen_lists, position_of) -> None:

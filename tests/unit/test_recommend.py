@@ -27,8 +27,8 @@ def top_n_path(request, monkeypatch):
     """Top-N computed both ways: in the job's process (small data) and by Spark's Python workers;
     the test fails if the other way ran."""
     in_driver_calls = []
-    real = recommend._arrow_table
-    monkeypatch.setattr(recommend, "_arrow_table", lambda frames: in_driver_calls.append(1) or real(frames))
+    real = recommend._in_driver_frame
+    monkeypatch.setattr(recommend, "_in_driver_frame", lambda spark, frames: in_driver_calls.append(1) or real(spark, frames))
     if request.param == "python_workers":
         monkeypatch.setattr(recommend, "IN_DRIVER_SCORES", 0)
     yield request.param
