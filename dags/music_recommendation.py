@@ -40,6 +40,7 @@ from musicrec_operators import (
     DEFAULT_SPLIT,
     FORMAT_NAMES,
     PUBLISHED_CSV_URI,
+    RANKING_USERS,
     SPARK_POOL,
     SPLITS,
     SparkJobOperator,
@@ -94,6 +95,11 @@ PARAMS = {
     "refit": Param(
         True, type="boolean", title="Refit on all data",
         description="Recommend from a model refitted on every interaction (the evaluation model otherwise).",
+    ),
+    "ranking_users": Param(
+        RANKING_USERS, type="integer", minimum=0, title="Users ranked at evaluation",
+        description="Ranking metrics (and the champion's comparison on play counts) over at most about this many "
+        "held-out users, chosen by a hash of the user ID: the same users every night. 0: every user.",
     ),
     "gate_tolerance": Param(
         0.01, type="number", minimum=0, maximum=1, title="Gate tolerance",
@@ -190,6 +196,7 @@ with DAG(
             "feedback": upstream("train", "feedback"),
             "rating_max": upstream("preprocess", "rating_max"),
             "k": "{{ params.top_n }}",
+            "ranking_users": "{{ params.ranking_users }}",
             "gate_tolerance": "{{ params.gate_tolerance }}",
             "force_promote": "{{ params.force_promote }}",
             "download": upstream_result("download"),

@@ -33,6 +33,7 @@ if str(JOBS_DIR) not in sys.path:  # the library the jobs share; no Spark is imp
 from musicrec import history, paths, result  # noqa: E402
 from musicrec.datasets import FORMAT_NAMES  # noqa: E402,F401  (the DAG's dataset_format choices)
 from musicrec.errors import PipelineError, TransientError  # noqa: E402
+from musicrec.evaluation import RANKING_USERS  # noqa: E402,F401  (the DAG's ranking_users default)
 from musicrec.model import AlsParams  # noqa: E402
 from musicrec.spark_config import SPARK_CONF, sized_conf  # noqa: E402
 from musicrec.splits import DEFAULT_SPLIT, SPLITS  # noqa: E402,F401  (the DAG's split choices)

@@ -3,7 +3,7 @@ decide at the quality gate, record the run in the history, write metrics JSON an
 
 Explicit ratings: RMSE (headline) and MAE vs. the bias baseline. Both modes: precision, recall,
 NDCG and MAP at k, catalogue coverage and popular_share vs. the popularity baseline (implicit
-headline: NDCG@k). For ratings, a held-out rating >= 80% of the top of the dataset's scale
+headline: NDCG@k), over at most about --ranking-users held-out users. For ratings, a held-out rating >= 80% of the top of the dataset's scale
 (--rating-max, preprocess's rating_max) is relevant. A refused model fails this step with the
 numbers: recommend does not run, and the published CSV and champion stay (musicrec.gate). A run
 of an older logical date than the champion's (a backfill) is scored and recorded, not compared:
@@ -16,7 +16,7 @@ from pathlib import Path
 from musicrec import champion, history, job
 from musicrec import columns as C
 from musicrec.errors import PipelineError
-from musicrec.evaluation import EXPLICIT, evaluate_model, headline_of
+from musicrec.evaluation import EXPLICIT, RANKING_USERS, evaluate_model, headline_of
 from musicrec.gate import REFUSED, decide
 from musicrec.model import load
 from musicrec.paths import REPORT_FILE, data_root_of_run, staged_dir
@@ -36,7 +36,8 @@ def work(args):
     # The champion's comparison maps IDs into its own index space, so it gets every column.
     train_all, test = spark.read.parquet(args.train), spark.read.parquet(args.test).cache()
     train = train_all.select(C.USER_INDEX, C.ITEM_INDEX, C.RATING).cache()
-    metrics = evaluate_model(model, train, test, args.feedback, args.k, rating_max=args.rating_max, details=True)
+    metrics = evaluate_model(model, train, test, args.feedback, args.k, rating_max=args.rating_max, details=True,
+                             ranking_users=args.ranking_users)
     plots = metrics.pop("_plots")
     plots["values"] = value_sample(train)
     headline, baseline_name = headline_of(args.feedback, args.k)
@@ -45,7 +46,7 @@ def work(args):
     split = args.training.get("split", {})
     threshold = metrics.get("relevance", {}).get("threshold")
     versus = champion.compare(spark, root, key, run_id, split, model, train_all, test, args.feedback, args.k, threshold,
-                              logical_date=args.logical_date)
+                              logical_date=args.logical_date, ranking_users=args.ranking_users)
     decision = decide(
         headline, lower_is_better, metrics["model"][headline], metrics[baseline_name][headline],
         versus.get("champion_score"),
@@ -138,6 +139,7 @@ def report_facts(args, run_id, key, metrics, scores, decision, baseline_name) ->
             "model": metrics["model"],
             **{name: metrics[name] for name in ("bias_baseline", "popularity_baseline") if name in metrics},
             **({"champion": champion_metrics} if champion_metrics else {}),
+            "ranking_sample": metrics["ranking_sample"],
         },
         "headline": scores,
         "gate": {**decision.as_dict(), "tolerance": args.gate_tolerance},
@@ -164,6 +166,10 @@ if __name__ == "__main__":
     parser.add_argument(
         "--rating-max", type=optional_number, default=None,
         help="top of the dataset's rating scale (preprocess's rating_max); empty: the highest training rating",
+    )
+    parser.add_argument(
+        "--ranking-users", type=int, default=RANKING_USERS,
+        help="ranking metrics over at most about this many held-out users, chosen by a hash of the user ID; 0: all",
     )
     parser.add_argument("--gate-tolerance", type=float, default=0.01, help="how much worse than the champion is accepted")
     parser.add_argument("--force-promote", type=job.flag, default=False, help="promote even if the gate refuses")

@@ -129,17 +129,19 @@ def in_champion_space(spark, champion: dict[str, Any], frame):
     return frame.drop(C.USER_INDEX, C.ITEM_INDEX).join(users, C.USER_ID).join(songs, C.ITEM_ID)
 
 
-def score_on_same_rows(spark, champion: dict[str, Any], champion_model, model, train, fair, feedback: str, k: int, threshold=None):
+def score_on_same_rows(spark, champion: dict[str, Any], champion_model, model, train, fair, feedback: str, k: int, threshold=None,
+                       ranking_users: int | None = None):
     """Tonight's `model` and the champion on the same fair held-out interactions.
 
     Ratings: RMSE of both on the rows both can score. Play counts: NDCG@k of both over the users
     both know, each recommending from its own catalogue minus what the user has in tonight's
-    training split, judged against the same relevant songs (tonight's song IDs). Returns
+    training split, judged against the same relevant songs (tonight's song IDs), over at most
+    about `ranking_users` of those users (evaluation.ranking_sample). Returns
     {"metric", "model", "champion", "rows", "users"}.
     """
     from pyspark.sql import functions as F
 
-    from musicrec.evaluation import EXPLICIT, relevant_rows
+    from musicrec.evaluation import EXPLICIT, ranking_sample, relevant_rows
     from musicrec.metrics import ranking_metrics, rating_errors_of
     from musicrec.recommend import top_n_unseen
 
@@ -156,7 +158,8 @@ def score_on_same_rows(spark, champion: dict[str, Any], champion_model, model, t
         C.USER_ID, F.col(C.USER_INDEX).alias("_theirs")
     ).join(champion_model.als.userFactors.select(F.col("id").alias("_theirs")), "_theirs").select(C.USER_ID).distinct()
     known = model.als.userFactors.select(F.col("id").alias(C.USER_INDEX))
-    relevant = relevant.join(known, C.USER_INDEX).join(champion_users, C.USER_ID).cache()
+    relevant, _ = ranking_sample(relevant.join(known, C.USER_INDEX).join(champion_users, C.USER_ID), ranking_users)
+    relevant = relevant.cache()
     if relevant.isEmpty():
         relevant.unpersist()
         return {"metric": f"ndcg_at_{k}", "model": math.nan, "champion": math.nan, "rows": 0, "users": 0}
@@ -192,7 +195,7 @@ def _in_our_space(spark, champion: dict[str, Any], lists, ours):
 
 
 def compare(spark, root: Path, key: str, run_id: str, split: dict[str, Any], model, train, test, feedback: str, k: int,
-            threshold=None, logical_date: str | None = None) -> dict[str, Any]:
+            threshold=None, logical_date: str | None = None, ranking_users: int | None = None) -> dict[str, Any]:
     """What the gate needs to know about the champion of `key`, for tonight's `model`.
 
     {"champion_run": None, "note": ...} without a champion (or when this run is the champion: a
@@ -225,7 +228,7 @@ def compare(spark, root: Path, key: str, run_id: str, split: dict[str, Any], mod
             "settings, or set force_promote to start afresh",
         }
     scores = score_on_same_rows(spark, record, load(spark, Path(record["path"]) / EVAL_MODEL), model, train, fair,
-                                feedback, k, threshold)
+                                feedback, k, threshold, ranking_users)
     fair.unpersist()
     shared = scores["rows"] if feedback == "explicit" else scores["users"]
     if not (math.isfinite(scores["model"]) and math.isfinite(scores["champion"])) or (shared or 0) < MIN_FAIR_ROWS:

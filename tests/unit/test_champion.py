@@ -52,7 +52,7 @@ def rekeyed(spark, model: RecommenderModel, user_map: dict[int, int], song_map: 
 
 
 @pytest.mark.parametrize("feedback", ["explicit", "implicit"])
-def test_the_champion_under_tonights_indices_scores_what_it_scores_itself(spark, tmp_path, feedback):
+def test_the_champion_under_tonights_indices_scores_what_it_scores_itself(spark, tmp_path, feedback, monkeypatch):
     implicit = feedback == "implicit"
     last_night = interactions(spark, lambda u: u, lambda s: s, implicit)
     train, _ = split_interactions(last_night, SPLIT["kind"], SPLIT["test_fraction"], SPLIT["seed"])
@@ -76,6 +76,12 @@ def test_the_champion_under_tonights_indices_scores_what_it_scores_itself(spark,
         assert got["users"] > 5 and got["model_score"] > 0.1
     else:
         assert got["rows"] == test2.count()
+    if implicit:  # over a sample of the users: still the same users for both models
+        monkeypatch.setattr(champion, "MIN_FAIR_ROWS", 5)  # half of these few users is too few to judge otherwise
+        sampled = champion.compare(spark, tmp_path, key, "night-2", SPLIT, model, train2, test2, feedback, 5,
+                                   ranking_users=got["users"] // 2)
+        assert 0 < sampled["users"] < got["users"], (sampled, got["users"])
+        assert sampled["model_score"] == pytest.approx(sampled["champion_score"], rel=1e-5)
 
     # A worse tonight's model scores worse on the same rows: the comparison is not blind.
     shuffled = dict(zip(range(SONGS), random.Random(1).sample(list(song_map.values()), SONGS)))

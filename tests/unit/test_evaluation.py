@@ -12,7 +12,7 @@ import pytest
 
 from musicrec import columns as C
 from musicrec.errors import PipelineError
-from musicrec.evaluation import evaluate_model, headline_of, relevance_threshold, relevant_rows
+from musicrec.evaluation import evaluate_model, headline_of, ranking_sample, relevance_threshold, relevant_rows
 from musicrec.model import AlsParams, RecommenderModel, fit
 from support import FixedFactors
 
@@ -113,6 +113,39 @@ def test_implicit_fit_and_ranking_metrics(play_counts, tmp_path):
     scored = model.predict(spark_pairs(train, [(0, s) for s in range(30)])).toPandas().set_index(C.ITEM_INDEX)[C.PREDICTION]
     assert scored[scored.index < 15].mean() > scored[scored.index >= 15].mean() + 0.3
     assert scored.between(-0.5, 1.5).all()
+
+
+def test_ranking_metrics_over_a_sample_of_users_when_asked(play_counts, tmp_path):
+    train, test = play_counts.randomSplit([0.75, 0.25], seed=3)
+    train, test = train.cache(), test.cache()
+    model = fit(train, AlsParams(rank=4, reg_param=0.1, max_iter=5, feedback="implicit", alpha=5.0), str(tmp_path / "ck"))
+    test_users = test.select(C.USER_INDEX).distinct().count()
+    metrics = evaluate_model(model, train, test, "implicit", k=5, ranking_users=test_users // 3, details=True)
+    sample = metrics["ranking_sample"]
+    assert sample["sampled"] and sample["held_out_users"] == test_users and sample["max_users"] == test_users // 3
+    ranked = metrics["model"]["ranking_users"]
+    assert 0 < ranked < test_users and metrics["popularity_baseline"]["ranking_users"] == ranked  # the same users
+    assert len(metrics["_plots"]["user_ndcg"]) == ranked  # the report's per-user NDCG: the same users
+    assert evaluate_model(model, train, test, "implicit", k=5, ranking_users=0)["model"]["ranking_users"] == test_users
+
+
+def test_the_ranking_sample_is_chosen_by_user_id_and_keeps_whole_users(spark):
+    schema = f"{C.USER_ID} string, {C.USER_INDEX} int, {C.ITEM_INDEX} int"
+    rows = [(f"listener-{n}", n, song) for n in range(2000) for song in range(3)]
+    renumbered = [(user_id, (index * 7919) % 2000, song) for user_id, index, song in rows]  # another night's indices
+    frame, other_night = spark.createDataFrame(rows, schema), spark.createDataFrame(renumbered, schema)
+
+    sampled, about = ranking_sample(frame, 500)
+    assert about["sampled"] and about["held_out_users"] == 2000 and about["max_users"] == 500
+    chosen = sampled.groupBy(C.USER_ID).count().collect()
+    assert 400 <= len(chosen) <= 600, len(chosen)  # about max_users: a hash, not an exact count
+    assert {row["count"] for row in chosen} == {3}  # every row of a chosen user
+    again, _ = ranking_sample(other_night, 500)
+    assert {r[C.USER_ID] for r in again.select(C.USER_ID).distinct().collect()} == {r[C.USER_ID] for r in chosen}
+
+    for everyone in (0, None, 2000, 5000):
+        unchanged, about = ranking_sample(frame, everyone)
+        assert unchanged is frame and not about["sampled"] and about["held_out_users"] == 2000
 
 
 def spark_pairs(like, pairs):
