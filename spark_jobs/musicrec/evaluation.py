@@ -117,13 +117,16 @@ def evaluate_model(model, train, test, feedback: str, k: int, rating_max: float 
     return metrics
 
 
-def validation_score(model, fit_split, validation, feedback: str, k: int, rating_max: float | None = None) -> float:
-    """The headline metric alone (RMSE, or NDCG@k for play counts): what tuning compares."""
+def validation_score(model, fit_split, validation, feedback: str, k: int, rating_max: float | None = None,
+                     ranking_users: int | None = RANKING_USERS) -> float:
+    """The headline metric alone (RMSE, or NDCG@k for play counts, over the same users as
+    `evaluate_model` with these `ranking_users`): what tuning compares."""
     from musicrec.recommend import top_n_unseen
 
     if feedback == EXPLICIT:
         return rating_errors_of(model.predict(validation), {"model": C.PREDICTION})["model"]["rmse"]
     relevant = validation.join(model.als.userFactors.selectExpr(f"id AS {C.USER_INDEX}"), C.USER_INDEX)
+    relevant, _ = ranking_sample(relevant, ranking_users)
     return ranking_metrics(top_n_unseen(model, fit_split, k, users=relevant), relevant, k)[f"ndcg_at_{k}"]
 
 

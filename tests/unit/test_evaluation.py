@@ -12,7 +12,9 @@ import pytest
 
 from musicrec import columns as C
 from musicrec.errors import PipelineError
-from musicrec.evaluation import evaluate_model, headline_of, ranking_sample, relevance_threshold, relevant_rows
+from musicrec.evaluation import (
+    evaluate_model, headline_of, ranking_sample, relevance_threshold, relevant_rows, validation_score,
+)
 from musicrec.model import AlsParams, RecommenderModel, fit
 from support import FixedFactors
 
@@ -126,7 +128,13 @@ def test_ranking_metrics_over_a_sample_of_users_when_asked(play_counts, tmp_path
     ranked = metrics["model"]["ranking_users"]
     assert 0 < ranked < test_users and metrics["popularity_baseline"]["ranking_users"] == ranked  # the same users
     assert len(metrics["_plots"]["user_ndcg"]) == ranked  # the report's per-user NDCG: the same users
-    assert evaluate_model(model, train, test, "implicit", k=5, ranking_users=0)["model"]["ranking_users"] == test_users
+    everyone = evaluate_model(model, train, test, "implicit", k=5, ranking_users=0)["model"]
+    assert everyone["ranking_users"] == test_users
+    # Tuning's score is the same NDCG over the same sample of users.
+    assert validation_score(model, train, test, "implicit", 5, ranking_users=test_users // 3) == pytest.approx(
+        metrics["model"]["ndcg_at_5"])
+    assert validation_score(model, train, test, "implicit", 5, ranking_users=0) == pytest.approx(everyone["ndcg_at_5"])
+    assert metrics["model"]["ndcg_at_5"] != pytest.approx(everyone["ndcg_at_5"])  # the sample is not everyone
 
 
 def test_the_ranking_sample_is_chosen_by_user_id_and_keeps_whole_users(spark):
