@@ -70,7 +70,7 @@ def implicit_vs_library(spark, archive: Path, split: str, fraction: float, seed:
     started = time.perf_counter()
     model = fit(train, AlsParams(seed=seed, feedback="implicit", **params), tempfile.mkdtemp())
     ours_seconds = time.perf_counter() - started
-    metrics = evaluate_model(model, train, test, "implicit", 10)
+    metrics = evaluate_model(model, train, test, "implicit", 10, ranking_users=0)  # every user, as library_ndcg
     result = {
         "split": split, "test_fraction": fraction, "seed": seed, "params": params,
         "ndcg_at_10": metrics["model"]["ndcg_at_10"], "popularity_ndcg_at_10": metrics["popularity_baseline"]["ndcg_at_10"],

@@ -98,8 +98,8 @@ PARAMS = {
     ),
     "ranking_users": Param(
         RANKING_USERS, type="integer", minimum=0, title="Users ranked at evaluation",
-        description="Ranking metrics (and the champion's comparison on play counts) over at most about this many "
-        "held-out users, chosen by a hash of the user ID: the same users every night. 0: every user.",
+        description="Ranking metrics (the champion's comparison and tuning on play counts too) over at most about "
+        "this many held-out users, drawn by a fixed hash of the user ID. 0: every user; otherwise at least 1000.",
     ),
     "gate_tolerance": Param(
         0.01, type="number", minimum=0, maximum=1, title="Gate tolerance",
@@ -181,6 +181,7 @@ with DAG(
             "tune": "{{ params.tune }}",
             "refit": "{{ params.refit }}",
             "k": "{{ params.top_n }}",
+            "ranking_users": "{{ params.ranking_users }}",
         },
         data_rows=interactions,
         execution_timeout=timedelta(hours=3),

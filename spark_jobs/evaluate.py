@@ -16,7 +16,7 @@ from pathlib import Path
 from musicrec import champion, history, job
 from musicrec import columns as C
 from musicrec.errors import PipelineError
-from musicrec.evaluation import EXPLICIT, RANKING_USERS, evaluate_model, headline_of
+from musicrec.evaluation import EXPLICIT, RANKING_USERS, evaluate_model, headline_of, ranking_users_arg
 from musicrec.gate import REFUSED, decide
 from musicrec.model import load
 from musicrec.paths import REPORT_FILE, data_root_of_run, staged_dir
@@ -168,7 +168,7 @@ if __name__ == "__main__":
         help="top of the dataset's rating scale (preprocess's rating_max); empty: the highest training rating",
     )
     parser.add_argument(
-        "--ranking-users", type=int, default=RANKING_USERS,
+        "--ranking-users", type=ranking_users_arg, default=RANKING_USERS,
         help="ranking metrics over at most about this many held-out users, chosen by a hash of the user ID; 0: all",
     )
     parser.add_argument("--gate-tolerance", type=float, default=0.01, help="how much worse than the champion is accepted")

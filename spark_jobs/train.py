@@ -9,7 +9,7 @@ from pathlib import Path
 from musicrec import columns as C
 from musicrec import job
 from musicrec.errors import PipelineError
-from musicrec.evaluation import headline_of, validation_score
+from musicrec.evaluation import RANKING_USERS, headline_of, ranking_users_arg, validation_score
 from musicrec.model import AlsParams, fit
 from musicrec.paths import staged_dir
 from musicrec.spark_config import get_spark
@@ -83,7 +83,7 @@ def tune(train, params: AlsParams, args, checkpoints: str) -> list[dict]:
     metric, _ = headline_of(args.feedback, args.k)
 
     def score(model, fitted_on, held_out):
-        return validation_score(model, fitted_on, held_out, args.feedback, args.k)
+        return validation_score(model, fitted_on, held_out, args.feedback, args.k, ranking_users=args.ranking_users)
 
     return search(fit_split, validation, params, score, lower_is_better=metric == "rmse", checkpoint_dir=checkpoints)
 
@@ -102,4 +102,8 @@ if __name__ == "__main__":
     parser.add_argument("--tune", type=job.flag, default=False, help="grid-search rank, regParam (and alpha) first")
     parser.add_argument("--refit", type=job.flag, default=True, help="refit on every interaction for recommend")
     parser.add_argument("--k", type=int, default=10, help="cut-off of NDCG when tuning on play counts")
+    parser.add_argument(
+        "--ranking-users", type=ranking_users_arg, default=RANKING_USERS,
+        help="tuning on play counts: NDCG over at most about this many validation users (0: all)",
+    )
     job.run("train", parser, work)

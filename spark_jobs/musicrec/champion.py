@@ -158,11 +158,13 @@ def score_on_same_rows(spark, champion: dict[str, Any], champion_model, model, t
         C.USER_ID, F.col(C.USER_INDEX).alias("_theirs")
     ).join(champion_model.als.userFactors.select(F.col("id").alias("_theirs")), "_theirs").select(C.USER_ID).distinct()
     known = model.als.userFactors.select(F.col("id").alias(C.USER_INDEX))
-    relevant, _ = ranking_sample(relevant.join(known, C.USER_INDEX).join(champion_users, C.USER_ID), ranking_users)
+    shared = relevant.join(known, C.USER_INDEX).join(champion_users, C.USER_ID).cache()
+    relevant, sample = ranking_sample(shared, ranking_users)
     relevant = relevant.cache()
+    shared.unpersist()
     if relevant.isEmpty():
         relevant.unpersist()
-        return {"metric": f"ndcg_at_{k}", "model": math.nan, "champion": math.nan, "rows": 0, "users": 0}
+        return {"metric": f"ndcg_at_{k}", "model": math.nan, "champion": math.nan, "rows": 0, "users": 0, "ranking_sample": sample}
     ours = top_n_unseen(model, train, k, users=relevant)
     theirs_space = in_champion_space(spark, champion, relevant.select(C.USER_ID, C.ITEM_ID))
     theirs = top_n_unseen(champion_model, in_champion_space(spark, champion, train), k, users=theirs_space)
@@ -171,7 +173,7 @@ def score_on_same_rows(spark, champion: dict[str, Any], champion_model, model, t
     relevant.unpersist()
     name = f"ndcg_at_{k}"
     return {"metric": name, "model": scores["model"][name], "champion": scores["champion"][name],
-            "rows": None, "users": scores["model"]["ranking_users"]}
+            "rows": None, "users": scores["model"]["ranking_users"], "ranking_sample": sample}
 
 
 def _in_our_space(spark, champion: dict[str, Any], lists, ours):
@@ -239,4 +241,5 @@ def compare(spark, root: Path, key: str, run_id: str, split: dict[str, Any], mod
     return {
         "champion_run": record["run_id"], "why_fair": why, "metric": scores["metric"],
         "model_score": scores["model"], "champion_score": scores["champion"], "rows": scores["rows"], "users": scores["users"],
+        **({"ranking_sample": scores["ranking_sample"]} if "ranking_sample" in scores else {}),
     }

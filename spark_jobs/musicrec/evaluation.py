@@ -20,11 +20,12 @@ EXPLICIT = "explicit"
 RELEVANT_SHARE_OF_SCALE = 0.8  # explicit: a held-out rating >= 80% of the top of the scale is relevant
 POPULAR_SHARE = 0.1  # "popular songs": the 10% most played in training (popular_share)
 # Ranking metrics need every ranked user's top-N over the whole catalogue: at 25M plays (162k
-# users x 59k songs) one such pass costs about a minute, and a nightly run makes three (the model,
-# the champion, the popularity baseline). Above this many held-out users they are computed over a
-# sample of about this size (the DAG's ranking_users param; 0: every user). 50k users put the
-# standard error of a mean NDCG@10 near 0.001, and model, baseline and champion share the users.
+# users x 59k songs) one such pass costs about a minute, and a nightly run on play counts makes
+# four (the model and popularity; the model and the champion on the champion's rows). Above this
+# many held-out users they are computed over a sample of about this size (the DAG's ranking_users
+# param; 0: every user): 50k users put the standard error of a mean NDCG@10 near 0.001.
 RANKING_USERS = 50_000
+MIN_RANKING_USERS = 1000  # fewer sampled users say too little to judge a model (and the gate's minimum)
 HASH_BUCKETS = 1_000_000
 
 
@@ -52,9 +53,11 @@ def relevant_rows(test, feedback: str, threshold: float | None = None):
 def ranking_sample(relevant, max_users: int | None):
     """(the rows of `relevant` whose users are in the ranking sample, what the sample is).
 
-    Users are chosen by a hash of their ID (user_id when the frame has it: the same users every
-    night, whatever tonight's indices), about `max_users` of them; all when there are no more than
-    that or `max_users` is 0/None. Counting the users is one job over `relevant`.
+    Users are drawn by a fixed hash of their ID (user_id when the frame has it, not tonight's
+    indices): the cut-off scales with the number of users, so a user drawn at one cut-off is drawn
+    at every higher one, and nights on similar data rank mostly the same users. About `max_users`
+    of them; all when there are no more than that or `max_users` is 0/None. Counting the users is
+    one job over `relevant` (cache it first).
     """
     import math
 
@@ -100,9 +103,7 @@ def evaluate_model(model, train, test, feedback: str, k: int, rating_max: float 
     relevant = relevant_rows(test, feedback, threshold)
     every_relevant = relevant.join(model.als.userFactors.selectExpr(f"id AS {C.USER_INDEX}"), C.USER_INDEX).cache()
     relevant, metrics["ranking_sample"] = ranking_sample(every_relevant, ranking_users)
-    if relevant is not every_relevant:
-        relevant = relevant.cache()
-        every_relevant.unpersist()
+    relevant = relevant.cache()  # the same frame when not sampled; else built from every_relevant's cache
     popularity = song_popularity(train).cache()
     seen = seen_songs(train).cache()  # grouped once for both lists
     recommended = top_n_unseen(model, seen, k, users=relevant).cache()
@@ -111,7 +112,7 @@ def evaluate_model(model, train, test, feedback: str, k: int, rating_max: float 
         metrics[name] = {**metrics.get(name, {}), **ranking_metrics(lists, relevant, k), **diversity(lists, popularity)}
     if details:
         metrics["_plots"] = plot_samples(scored, recommended, relevant, popularity, k)
-    for frame in (relevant, popularity, seen, recommended, popular, scored):
+    for frame in (relevant, every_relevant, popularity, seen, recommended, popular, scored):
         if frame is not None:
             frame.unpersist()
     return metrics
@@ -119,15 +120,30 @@ def evaluate_model(model, train, test, feedback: str, k: int, rating_max: float 
 
 def validation_score(model, fit_split, validation, feedback: str, k: int, rating_max: float | None = None,
                      ranking_users: int | None = RANKING_USERS) -> float:
-    """The headline metric alone (RMSE, or NDCG@k for play counts, over the same users as
-    `evaluate_model` with these `ranking_users`): what tuning compares."""
+    """The headline metric alone (RMSE, or NDCG@k for play counts, over the users
+    `ranking_sample` draws from the validation users): what tuning compares."""
     from musicrec.recommend import top_n_unseen
 
     if feedback == EXPLICIT:
         return rating_errors_of(model.predict(validation), {"model": C.PREDICTION})["model"]["rmse"]
     relevant = validation.join(model.als.userFactors.selectExpr(f"id AS {C.USER_INDEX}"), C.USER_INDEX)
-    relevant, _ = ranking_sample(relevant, ranking_users)
-    return ranking_metrics(top_n_unseen(model, fit_split, k, users=relevant), relevant, k)[f"ndcg_at_{k}"]
+    relevant, _ = ranking_sample(relevant.cache(), ranking_users)
+    score = ranking_metrics(top_n_unseen(model, fit_split, k, users=relevant), relevant, k)[f"ndcg_at_{k}"]
+    relevant.unpersist()
+    return score
+
+
+def ranking_users_arg(text: str) -> int:
+    """--ranking-users: 0 (every user) or at least MIN_RANKING_USERS."""
+    import argparse
+
+    value = int(text)
+    if value != 0 and value < MIN_RANKING_USERS:
+        raise argparse.ArgumentTypeError(
+            f"ranking_users is {value}: use 0 to rank every held-out user, or at least {MIN_RANKING_USERS} "
+            "(fewer say too little to judge a model)"
+        )
+    return value
 
 
 def song_popularity(train):

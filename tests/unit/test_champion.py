@@ -77,11 +77,13 @@ def test_the_champion_under_tonights_indices_scores_what_it_scores_itself(spark,
     else:
         assert got["rows"] == test2.count()
     if implicit:  # over a sample of the users: still the same users for both models
-        monkeypatch.setattr(champion, "MIN_FAIR_ROWS", 5)  # half of these few users is too few to judge otherwise
-        sampled = champion.compare(spark, tmp_path, key, "night-2", SPLIT, model, train2, test2, feedback, 5,
-                                   ranking_users=got["users"] // 2)
+        with monkeypatch.context() as patched:
+            patched.setattr(champion, "MIN_FAIR_ROWS", 5)  # half of these few users is too few to judge otherwise
+            sampled = champion.compare(spark, tmp_path, key, "night-2", SPLIT, model, train2, test2, feedback, 5,
+                                       ranking_users=got["users"] // 2)
         assert 0 < sampled["users"] < got["users"], (sampled, got["users"])
         assert sampled["model_score"] == pytest.approx(sampled["champion_score"], rel=1e-5)
+        assert sampled["ranking_sample"]["sampled"] and sampled["ranking_sample"]["held_out_users"] == got["users"]
 
     # A worse tonight's model scores worse on the same rows: the comparison is not blind.
     shuffled = dict(zip(range(SONGS), random.Random(1).sample(list(song_map.values()), SONGS)))

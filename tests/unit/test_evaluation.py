@@ -13,7 +13,7 @@ import pytest
 from musicrec import columns as C
 from musicrec.errors import PipelineError
 from musicrec.evaluation import (
-    evaluate_model, headline_of, ranking_sample, relevance_threshold, relevant_rows, validation_score,
+    evaluate_model, headline_of, ranking_sample, ranking_users_arg, relevance_threshold, relevant_rows, validation_score,
 )
 from musicrec.model import AlsParams, RecommenderModel, fit
 from support import FixedFactors
@@ -135,6 +135,15 @@ def test_ranking_metrics_over_a_sample_of_users_when_asked(play_counts, tmp_path
         metrics["model"]["ndcg_at_5"])
     assert validation_score(model, train, test, "implicit", 5, ranking_users=0) == pytest.approx(everyone["ndcg_at_5"])
     assert metrics["model"]["ndcg_at_5"] != pytest.approx(everyone["ndcg_at_5"])  # the sample is not everyone
+
+
+def test_ranking_users_is_every_user_or_enough_of_them():
+    import argparse
+
+    assert [ranking_users_arg(text) for text in ("0", "1000", "50000")] == [0, 1000, 50000]
+    for text in ("5", "999", "-1"):
+        with pytest.raises(argparse.ArgumentTypeError, match="use 0 to rank every held-out user, or at least 1000"):
+            ranking_users_arg(text)
 
 
 def test_the_ranking_sample_is_chosen_by_user_id_and_keeps_whole_users(spark):
