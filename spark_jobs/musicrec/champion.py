@@ -160,10 +160,10 @@ def score_on_same_rows(spark, champion: dict[str, Any], champion_model, model, t
     known = model.als.userFactors.select(F.col("id").alias(C.USER_INDEX))
     shared = relevant.join(known, C.USER_INDEX).join(champion_users, C.USER_ID).cache()
     relevant, sample = ranking_sample(shared, ranking_users)
-    relevant = relevant.cache()
-    shared.unpersist()
+    relevant = relevant.cache()  # the same frame as `shared` when not sampled
     if relevant.isEmpty():
         relevant.unpersist()
+        shared.unpersist()
         return {"metric": f"ndcg_at_{k}", "model": math.nan, "champion": math.nan, "rows": 0, "users": 0, "ranking_sample": sample}
     ours = top_n_unseen(model, train, k, users=relevant)
     theirs_space = in_champion_space(spark, champion, relevant.select(C.USER_ID, C.ITEM_ID))
@@ -171,6 +171,7 @@ def score_on_same_rows(spark, champion: dict[str, Any], champion_model, model, t
     theirs = _in_our_space(spark, champion, theirs, train.unionByName(fair))
     scores = {"model": ranking_metrics(ours, relevant, k), "champion": ranking_metrics(theirs, relevant, k)}
     relevant.unpersist()
+    shared.unpersist()
     name = f"ndcg_at_{k}"
     return {"metric": name, "model": scores["model"][name], "champion": scores["champion"][name],
             "rows": None, "users": scores["model"]["ranking_users"], "ranking_sample": sample}

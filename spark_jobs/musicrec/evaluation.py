@@ -126,10 +126,10 @@ def validation_score(model, fit_split, validation, feedback: str, k: int, rating
 
     if feedback == EXPLICIT:
         return rating_errors_of(model.predict(validation), {"model": C.PREDICTION})["model"]["rmse"]
-    relevant = validation.join(model.als.userFactors.selectExpr(f"id AS {C.USER_INDEX}"), C.USER_INDEX)
-    relevant, _ = ranking_sample(relevant.cache(), ranking_users)
+    known = validation.join(model.als.userFactors.selectExpr(f"id AS {C.USER_INDEX}"), C.USER_INDEX).cache()
+    relevant, _ = ranking_sample(known, ranking_users)
     score = ranking_metrics(top_n_unseen(model, fit_split, k, users=relevant), relevant, k)[f"ndcg_at_{k}"]
-    relevant.unpersist()
+    known.unpersist()  # the cached frame, sampled or not: tuning scores up to 18 candidates in one session
     return score
 
 

@@ -130,9 +130,12 @@ def test_ranking_metrics_over_a_sample_of_users_when_asked(play_counts, tmp_path
     assert len(metrics["_plots"]["user_ndcg"]) == ranked  # the report's per-user NDCG: the same users
     everyone = evaluate_model(model, train, test, "implicit", k=5, ranking_users=0)["model"]
     assert everyone["ranking_users"] == test_users
-    # Tuning's score is the same NDCG over the same sample of users.
+    # Tuning's score is the same NDCG over the same sample of users, and leaves nothing cached behind
+    # (it scores up to 18 candidates in one session).
+    cached = len(train.sparkSession.sparkContext._jsc.sc().getRDDStorageInfo())
     assert validation_score(model, train, test, "implicit", 5, ranking_users=test_users // 3) == pytest.approx(
         metrics["model"]["ndcg_at_5"])
+    assert len(train.sparkSession.sparkContext._jsc.sc().getRDDStorageInfo()) == cached
     assert validation_score(model, train, test, "implicit", 5, ranking_users=0) == pytest.approx(everyone["ndcg_at_5"])
     assert metrics["model"]["ndcg_at_5"] != pytest.approx(everyone["ndcg_at_5"])  # the sample is not everyone
 
