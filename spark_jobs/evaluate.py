@@ -3,11 +3,12 @@ decide at the quality gate, record the run in the history, write metrics JSON an
 
 Explicit ratings: RMSE (headline) and MAE vs. the bias baseline. Both modes: precision, recall,
 NDCG and MAP at k, catalogue coverage and popular_share vs. the popularity baseline (implicit
-headline: NDCG@k), over at most about --ranking-users held-out users. For ratings, a held-out rating >= 80% of the top of the dataset's scale
-(--rating-max, preprocess's rating_max) is relevant. A refused model fails this step with the
-numbers: recommend does not run, and the published CSV and champion stay (musicrec.gate). A run
-of an older logical date than the champion's (a backfill) is scored and recorded, not compared:
-recommend then writes its CSV into the run folder and publishes nothing.
+headline: NDCG@k), over at most about --ranking-users held-out users. For ratings, a held-out
+rating >= 80% of the top of the dataset's scale (--rating-max, preprocess's rating_max) is
+relevant. A refused model fails this step with the numbers: recommend does not run, and the
+published CSV and champion stay (musicrec.gate). A run of an older logical date than the
+champion's (a backfill) is scored and recorded, not compared: recommend then writes its CSV into
+the run folder and publishes nothing.
 """
 
 import json

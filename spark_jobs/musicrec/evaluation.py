@@ -25,7 +25,7 @@ POPULAR_SHARE = 0.1  # "popular songs": the 10% most played in training (popular
 # many held-out users they are computed over a sample of about this size (the DAG's ranking_users
 # param; 0: every user): 50k users put the standard error of a mean NDCG@10 near 0.001.
 RANKING_USERS = 50_000
-MIN_RANKING_USERS = 1000  # fewer sampled users say too little to judge a model (and the gate's minimum)
+MIN_RANKING_USERS = 1000  # a smaller ranking_users (other than 0) says too little to judge a model
 HASH_BUCKETS = 1_000_000
 
 
