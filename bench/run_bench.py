@@ -351,7 +351,7 @@ def baselines_table(rows: list[dict]) -> str:
                 f"{spark_alone / max(r['task_seconds'].get('recommend', 0), 1e-9):.2f}x (step), "
                 f"{spark_alone / max(base['top_n_unseen']['seconds'], 1e-9):.2f}x (alone) |")
         lib = r.get("implicit_library") or {}
-        if "per_iteration_seconds" in lib and r.get("fit_seconds"):
+        if "per_iteration_seconds" in lib and "fit" in (r.get("fit_seconds") or {}):  # not when fits ran side by side
             ours = r["fit_seconds"]["fit"] / r["als_params"]["max_iter"]
             lines.append(f"| {r['dataset']} | train: fit {r['fit_seconds']['fit']:.1f} s, {ours:.2f} s per iteration | "
                          f"implicit {lib['per_iteration_seconds']:.2f} s per iteration | {ours / lib['per_iteration_seconds']:.1f}x slower |")

@@ -14,7 +14,7 @@ the run folder and publishes nothing.
 import json
 from pathlib import Path
 
-from musicrec import champion, history, job
+from musicrec import champion, history, job, side_by_side
 from musicrec import columns as C
 from musicrec.errors import PipelineError
 from musicrec.evaluation import EXPLICIT, RANKING_USERS, evaluate_model, headline_of, ranking_users_arg
@@ -37,17 +37,21 @@ def work(args):
     # The champion's comparison maps IDs into its own index space, so it gets every column.
     train_all, test = spark.read.parquet(args.train), spark.read.parquet(args.test).cache()
     train = train_all.select(C.USER_INDEX, C.ITEM_INDEX, C.RATING).cache()
-    metrics = evaluate_model(model, train, test, args.feedback, args.k, rating_max=args.rating_max, details=True,
-                             ranking_users=args.ranking_users)
+    key = champion.dataset_key(args.download["dataset_url_template"], args.dataset["dataset_format"], args.feedback)
+    split = args.training.get("split", {})
+    small = side_by_side.worth_it(args.training.get("train_rows", 0) + args.training.get("test_rows", 0))
+    # Tonight's metrics and the champion's comparison read the same splits and nothing of each other.
+    results, _ = side_by_side.run_timed({
+        "metrics": lambda: evaluate_model(model, train, test, args.feedback, args.k, rating_max=args.rating_max,
+                                          details=True, ranking_users=args.ranking_users, side_by_side=small),
+        "champion": lambda: champion.compare(spark, root, key, run_id, split, model, train_all, test, args.feedback,
+                                             args.k, logical_date=args.logical_date, ranking_users=args.ranking_users),
+    }, together=small)
+    metrics, versus = results["metrics"], results["champion"]
     plots = metrics.pop("_plots")
     plots["values"] = value_sample(train)
     headline, baseline_name = headline_of(args.feedback, args.k)
     lower_is_better = args.feedback == EXPLICIT
-    key = champion.dataset_key(args.download["dataset_url_template"], args.dataset["dataset_format"], args.feedback)
-    split = args.training.get("split", {})
-    threshold = metrics.get("relevance", {}).get("threshold")
-    versus = champion.compare(spark, root, key, run_id, split, model, train_all, test, args.feedback, args.k, threshold,
-                              logical_date=args.logical_date, ranking_users=args.ranking_users)
     decision = decide(
         headline, lower_is_better, metrics["model"][headline], metrics[baseline_name][headline],
         versus.get("champion_score"),

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from musicrec import columns as C
-from musicrec import job
+from musicrec import job, side_by_side
 from musicrec.errors import PipelineError
 from musicrec.evaluation import RANKING_USERS, headline_of, ranking_users_arg, validation_score
 from musicrec.model import AlsParams, fit
@@ -47,13 +47,11 @@ def work(args):
             tuning = tune(train, params, args, checkpoints)
             params = chosen_params(tuning, params)
             seconds["tune"] = round(time.perf_counter() - started, 3)
-        started = time.perf_counter()
-        fit(train, params, checkpoints).save(out / "eval_model")
-        seconds["fit"] = round(time.perf_counter() - started, 3)
+        fits = {"fit": lambda: fit(train, params, checkpoints).save(out / "eval_model")}
         if args.refit:
-            started = time.perf_counter()
-            fit(interactions, params, checkpoints).save(out / "model")
-            seconds["refit"] = round(time.perf_counter() - started, 3)
+            fits["refit"] = lambda: fit(interactions, params, checkpoints).save(out / "model")
+        _, fit_seconds = side_by_side.run_timed(fits, together=side_by_side.worth_it(train_rows + test_rows))
+        seconds.update(fit_seconds)
         newest = train.agg(F.max("timestamp")).first()[0]
     shutil.rmtree(checkpoints, ignore_errors=True)
     final = run_dir / "train"

@@ -129,7 +129,7 @@ def in_champion_space(spark, champion: dict[str, Any], frame):
     return frame.drop(C.USER_INDEX, C.ITEM_INDEX).join(users, C.USER_ID).join(songs, C.ITEM_ID)
 
 
-def score_on_same_rows(spark, champion: dict[str, Any], champion_model, model, train, fair, feedback: str, k: int, threshold=None,
+def score_on_same_rows(spark, champion: dict[str, Any], champion_model, model, train, fair, feedback: str, k: int,
                        ranking_users: int | None = None):
     """Tonight's `model` and the champion on the same fair held-out interactions.
 
@@ -153,7 +153,7 @@ def score_on_same_rows(spark, champion: dict[str, Any], champion_model, model, t
         errors = rating_errors_of(ours.join(theirs, [C.USER_ID, C.ITEM_ID]), {"model": "_model", "champion": "_champion"})
         return {"metric": "rmse", "model": errors["model"]["rmse"], "champion": errors["champion"]["rmse"],
                 "rows": errors["model"]["rows"], "users": None}
-    relevant = relevant_rows(fair, feedback, threshold)
+    relevant = relevant_rows(fair, feedback)  # play counts: every held-out play
     champion_users = in_champion_space(spark, champion, relevant.select(C.USER_ID, C.ITEM_ID)).select(
         C.USER_ID, F.col(C.USER_INDEX).alias("_theirs")
     ).join(champion_model.als.userFactors.select(F.col("id").alias("_theirs")), "_theirs").select(C.USER_ID).distinct()
@@ -198,7 +198,7 @@ def _in_our_space(spark, champion: dict[str, Any], lists, ours):
 
 
 def compare(spark, root: Path, key: str, run_id: str, split: dict[str, Any], model, train, test, feedback: str, k: int,
-            threshold=None, logical_date: str | None = None, ranking_users: int | None = None) -> dict[str, Any]:
+            logical_date: str | None = None, ranking_users: int | None = None) -> dict[str, Any]:
     """What the gate needs to know about the champion of `key`, for tonight's `model`.
 
     {"champion_run": None, "note": ...} without a champion (or when this run is the champion: a
@@ -231,7 +231,7 @@ def compare(spark, root: Path, key: str, run_id: str, split: dict[str, Any], mod
             "settings, or set force_promote to start afresh",
         }
     scores = score_on_same_rows(spark, record, load(spark, Path(record["path"]) / EVAL_MODEL), model, train, fair,
-                                feedback, k, threshold, ranking_users)
+                                feedback, k, ranking_users)
     fair.unpersist()
     shared = scores["rows"] if feedback == "explicit" else scores["users"]
     if not (math.isfinite(scores["model"]) and math.isfinite(scores["champion"])) or (shared or 0) < MIN_FAIR_ROWS:

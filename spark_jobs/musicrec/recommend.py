@@ -171,7 +171,9 @@ def top_positions(scores, keep: int):
     positions (the popular songs, which tend to score high) is a lower bound of the row's keep-th
     best, so only the songs scoring at least that are candidates; they are few, and are sorted
     exactly by (score descending, position). bench/: ~6x faster than a full argpartition with tie
-    handling on a 340 x 59,000 chunk.
+    handling on a 340 x 59,000 chunk. The candidates are found through the flat index, and sorted
+    on two keys, relying on a stable sort for the position: half the time of a 2-D nonzero and a
+    three-key sort (150 -> 67 ms on a 1,052 x 19,000 chunk, 5M plays' shape).
     """
     import numpy as np
 
@@ -181,9 +183,11 @@ def top_positions(scores, keep: int):
         return np.zeros((rows, keep), dtype=np.int64), np.zeros((rows, keep), dtype=scores.dtype)
     sample = scores[:, : max(keep, min(BOUND_SAMPLE, width))]
     bound = np.partition(sample, sample.shape[1] - keep, axis=1)[:, sample.shape[1] - keep]
-    row_of, position = np.nonzero(scores >= bound[:, None])  # at least keep per row, by construction
-    value = scores[row_of, position]
-    order = np.lexsort((position, -value, row_of))
+    # At least keep per row, by construction; flat indices come row by row, positions ascending.
+    flat = np.flatnonzero(scores >= bound[:, None])
+    row_of, position = np.divmod(flat, width)
+    value = scores.ravel()[flat]
+    order = np.lexsort((-value, row_of))  # stable: equal scores keep the smaller position first
     row_of, position, value = row_of[order], position[order], value[order]
     starts = np.searchsorted(row_of, np.arange(rows))
     taken = np.arange(len(row_of)) - starts[row_of] < keep

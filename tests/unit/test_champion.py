@@ -68,8 +68,7 @@ def test_the_champion_under_tonights_indices_scores_what_it_scores_itself(spark,
     tonight = interactions(spark, user_map.get, song_map.get, implicit)
     train2, test2 = split_interactions(tonight, SPLIT["kind"], SPLIT["test_fraction"], SPLIT["seed"])
     model = rekeyed(spark, load(spark, tmp_path / "eval_model"), user_map, song_map)
-    got = champion.compare(spark, tmp_path, key, "night-2", SPLIT, model, train2.cache(), test2.cache(), feedback, 5,
-                           threshold=None)
+    got = champion.compare(spark, tmp_path, key, "night-2", SPLIT, model, train2.cache(), test2.cache(), feedback, 5)
     assert got["champion_run"] == "night-1" and "same split settings" in got["why_fair"]
     assert got["model_score"] == pytest.approx(got["champion_score"], rel=1e-5)
     if implicit:
