@@ -39,11 +39,12 @@ def work(args):
     train = train_all.select(C.USER_INDEX, C.ITEM_INDEX, C.RATING).cache()
     key = champion.dataset_key(args.download["dataset_url_template"], args.dataset["dataset_format"], args.feedback)
     split = args.training.get("split", {})
-    small = side_by_side.worth_it(args.training.get("train_rows", 0) + args.training.get("test_rows", 0))
+    rows = [args.training.get(name) for name in ("train_rows", "test_rows")]
+    small = side_by_side.pays_off(None if None in rows else sum(rows))
     # Tonight's metrics and the champion's comparison read the same splits and nothing of each other.
     results, _ = side_by_side.run_timed({
         "metrics": lambda: evaluate_model(model, train, test, args.feedback, args.k, rating_max=args.rating_max,
-                                          details=True, ranking_users=args.ranking_users, side_by_side=small),
+                                          details=True, ranking_users=args.ranking_users, together=small),
         "champion": lambda: champion.compare(spark, root, key, run_id, split, model, train_all, test, args.feedback,
                                              args.k, logical_date=args.logical_date, ranking_users=args.ranking_users),
     }, together=small)

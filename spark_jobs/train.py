@@ -50,7 +50,7 @@ def work(args):
         fits = {"fit": lambda: fit(train, params, checkpoints).save(out / "eval_model")}
         if args.refit:
             fits["refit"] = lambda: fit(interactions, params, checkpoints).save(out / "model")
-        _, fit_seconds = side_by_side.run_timed(fits, together=side_by_side.worth_it(train_rows + test_rows))
+        _, fit_seconds = side_by_side.run_timed(fits, together=side_by_side.pays_off(train_rows + test_rows))
         seconds.update(fit_seconds)
         newest = train.agg(F.max("timestamp")).first()[0]
     shutil.rmtree(checkpoints, ignore_errors=True)

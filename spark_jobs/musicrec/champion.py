@@ -221,9 +221,15 @@ def compare(spark, root: Path, key: str, run_id: str, split: dict[str, Any], mod
             "replaces a newer model",
         }
     fair, why = fair_rows(record, split, test)
-    fair = fair.cache()
+    # Often `test` itself: then it is the caller's to cache and uncache (evaluate's metrics may be
+    # reading it at the same time, musicrec.side_by_side).
+    owned = fair is not test
+    if owned:
+        fair = fair.cache()
     rows = fair.count()
     if rows < MIN_FAIR_ROWS:
+        if owned:
+            fair.unpersist()
         return {
             "champion_run": record["run_id"],
             "blocked": f"the champion (run {record['run_id']}) cannot be scored fairly: {why}, and only {rows} "
@@ -232,7 +238,8 @@ def compare(spark, root: Path, key: str, run_id: str, split: dict[str, Any], mod
         }
     scores = score_on_same_rows(spark, record, load(spark, Path(record["path"]) / EVAL_MODEL), model, train, fair,
                                 feedback, k, ranking_users)
-    fair.unpersist()
+    if owned:
+        fair.unpersist()
     shared = scores["rows"] if feedback == "explicit" else scores["users"]
     if not (math.isfinite(scores["model"]) and math.isfinite(scores["champion"])) or (shared or 0) < MIN_FAIR_ROWS:
         unit = "interactions" if feedback == "explicit" else "users"

@@ -80,17 +80,17 @@ def headline_of(feedback: str, k: int) -> tuple[str, str]:
 
 
 def evaluate_model(model, train, test, feedback: str, k: int, rating_max: float | None = None, details: bool = False,
-                   ranking_users: int | None = RANKING_USERS, side_by_side: bool = False) -> dict:
+                   ranking_users: int | None = RANKING_USERS, together: bool = False) -> dict:
     """Every metric of the evaluate step, as written to metrics.json. Ranking metrics, coverage
     and the plots are over at most about `ranking_users` held-out users (`ranking_sample`).
 
     With `details`, also "_plots": small plain-Python samples for the report (musicrec.report).
-    With `side_by_side`, the model's lists and the popularity baseline's are computed and scored
-    at once (musicrec.side_by_side: for small data).
+    With `together`, the model's lists and the popularity baseline's are computed and scored at
+    once (musicrec.side_by_side: for small data).
     """
     from pyspark.sql import functions as F
 
-    from musicrec import side_by_side as overlap
+    from musicrec import side_by_side
     from musicrec.recommend import popular_unseen, seen_songs, top_n_unseen
 
     metrics: dict = {"feedback": feedback, "k": k}
@@ -110,15 +110,15 @@ def evaluate_model(model, train, test, feedback: str, k: int, rating_max: float 
     popularity = song_popularity(train).cache()
     seen = seen_songs(train).cache()  # grouped once for both lists
 
-    def scored_lists(make_lists):
+    def scored_lists(make_lists):  # the lists are made in the thread: in-driver top-N runs at once
         lists = make_lists().cache()
         return lists, {**ranking_metrics(lists, relevant, k), **diversity(lists, popularity)}
 
-    results, _ = overlap.run_timed({
+    results, _ = side_by_side.run_timed({
         "model": lambda: scored_lists(lambda: top_n_unseen(model, seen, k, users=relevant)),
         "popularity_baseline": lambda: scored_lists(
             lambda: popular_unseen(train, seen, relevant, k, user_bound=model.user_table())),
-    }, together=side_by_side)
+    }, together=together)
     for name, (_, scores) in results.items():
         metrics[name] = {**metrics.get(name, {}), **scores}
     recommended, popular = results["model"][0], results["popularity_baseline"][0]

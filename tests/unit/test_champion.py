@@ -70,6 +70,9 @@ def test_the_champion_under_tonights_indices_scores_what_it_scores_itself(spark,
     model = rekeyed(spark, load(spark, tmp_path / "eval_model"), user_map, song_map)
     got = champion.compare(spark, tmp_path, key, "night-2", SPLIT, model, train2.cache(), test2.cache(), feedback, 5)
     assert got["champion_run"] == "night-1" and "same split settings" in got["why_fair"]
+    # The fair rows are tonight's test split itself: its cache is the caller's, whose metrics may be
+    # reading it at the same time (musicrec.side_by_side).
+    assert test2.is_cached
     assert got["model_score"] == pytest.approx(got["champion_score"], rel=1e-5)
     if implicit:
         assert got["users"] > 5 and got["model_score"] > 0.1

@@ -53,13 +53,13 @@ def fixed_model(spark):
     return model, train, test
 
 
-@pytest.mark.parametrize("side_by_side", [False, True], ids=["one-after-the-other", "side-by-side"])
-def test_explicit_ranking_metrics_use_the_rating_scale(fixed_model, side_by_side):
+@pytest.mark.parametrize("together", [False, True], ids=["one-after-the-other", "side-by-side"])
+def test_explicit_ranking_metrics_use_the_rating_scale(fixed_model, together):
     # Top-2 unseen: user 0 -> [1, 2], user 1 -> [0, 1], user 2 -> [0, 2]. Popularity (one
     # training row each for songs 0, 1, 3; ties by index): user 0 -> [1, 3], user 1 -> [0, 1].
     # Scale 0.5-5: relevant = held-out >= 4.0: user 0 {2} (hit at rank 2), user 1 {0} (rank 1).
     # Side by side (small data), the model's and the baseline's lists are scored at once.
-    metrics = evaluate_model(*fixed_model, "explicit", k=2, rating_max=5.0, side_by_side=side_by_side)
+    metrics = evaluate_model(*fixed_model, "explicit", k=2, rating_max=5.0, together=together)
     assert metrics["relevance"] == {"threshold": 4.0, "based_on": "rating_scale"}
     assert metrics["model"] == pytest.approx({
         "precision_at_2": 0.5, "recall_at_2": 1.0, "ndcg_at_2": (1 / LOG2_3 + 1) / 2, "map_at_2": (0.5 + 1) / 2,

@@ -9,8 +9,9 @@ from musicrec.spark_config import SMALL_DATA_ROWS
 
 
 def test_small_data_only():
-    assert side_by_side.worth_it(56_839) and side_by_side.worth_it(SMALL_DATA_ROWS - 1)
-    assert not side_by_side.worth_it(SMALL_DATA_ROWS) and not side_by_side.worth_it(25_000_000)
+    assert side_by_side.pays_off(56_839) and side_by_side.pays_off(SMALL_DATA_ROWS - 1)
+    assert not side_by_side.pays_off(SMALL_DATA_ROWS) and not side_by_side.pays_off(25_000_000)
+    assert not side_by_side.pays_off(None)  # not known: as if big
 
 
 def test_together_the_calls_really_overlap():
@@ -57,3 +58,14 @@ def test_the_threads_keep_the_callers_spark_properties(spark):
     finally:
         context.setLocalProperty("musicrec.test", None)
     assert results == {"a": ("tonight", 10), "b": ("tonight", 5)}
+
+
+def test_when_both_fail_the_first_is_raised_and_the_other_logged(caplog):
+    def broken(message):
+        def call():
+            raise ValueError(message)
+        return call
+
+    with pytest.raises(ValueError, match="first"):
+        side_by_side.run_timed({"fit": broken("first"), "refit": broken("second")}, together=True)
+    assert "refit failed too: second" in caplog.text
