@@ -36,3 +36,10 @@ class FixedFactors:
         items = self.itemFactors.select(F.col("id").alias(C.ITEM_INDEX), F.col("features").alias("_if"))
         dot = F.expr("aggregate(zip_with(_uf, _if, (x, y) -> x * y), 0D, (acc, v) -> acc + v)")
         return frame.join(users, C.USER_INDEX).join(items, C.ITEM_INDEX).withColumn(C.PREDICTION, dot.cast("float")).drop("_uf", "_if")
+
+
+def cached_rdd_ids(spark) -> set[int]:
+    """IDs of the RDDs with blocks in Spark's storage now. A call that leaves nothing cached
+    behind leaves no ID that was not there before; IDs can also go, when Spark's cleaner drops
+    an RDD nobody references any more (ALS's factors), so compare sets, not counts."""
+    return {info.id() for info in spark.sparkContext._jsc.sc().getRDDStorageInfo()}
