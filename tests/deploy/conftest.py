@@ -200,7 +200,7 @@ def spark_cluster(processes):
             {**base, "SPARK_LOCAL_IP": master_host, "SPARK_MASTER_PORT": str(master_port), "SPARK_MASTER_WEBUI_PORT": str(web_port)},
         )
         cluster = SparkCluster(f"spark://{master_host}:{master_port}", master_host, f"http://{master_host}:{web_port}", netns=netns)
-        wait_for("the Spark master", lambda: cluster.status()["status"] == "ALIVE", timeout=60, log=processes.log("spark-master"))
+        wait_for("the Spark master", lambda: cluster.status()["status"] == "ALIVE", timeout=180, log=processes.log("spark-master"))
         for i in (1, 2):
             name = f"spark-worker-{i}"
             worker_web = str(8080 + i) if netns else str(free_port())  # a namespace has its own ports
@@ -210,7 +210,7 @@ def spark_cluster(processes):
             env = {**base, "SPARK_LOCAL_IP": worker_host, "SPARK_WORKER_DIR": str(work / name), "SPARK_WORKER_WEBUI_PORT": worker_web}
             cluster.workers[name] = (argv, env)
             cluster.start_worker(processes, name)
-        wait_for("two Spark workers", lambda: cluster.alive_workers() == 2, timeout=60, log=processes.log("spark-worker-2"))
+        wait_for("two Spark workers", lambda: cluster.alive_workers() == 2, timeout=180, log=processes.log("spark-worker-2"))
         yield cluster
     finally:  # also when start-up failed half-way: no daemon, namespace or veth is left behind
         for name in ("spark-worker-1", "spark-worker-2", "spark-master"):

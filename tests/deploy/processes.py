@@ -24,10 +24,20 @@ def missing(reason: str) -> None:
     pytest.skip(reason)
 
 
+_given_ports: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+    """A port free now, and never one this function gave before: the kernel may hand a just-closed
+    port out again, and two services started from back-to-back calls would then collide."""
+    for _ in range(100):
+        with socket.socket() as sock:
+            sock.bind((host, 0))
+            port = sock.getsockname()[1]
+        if port not in _given_ports:
+            _given_ports.add(port)
+            return port
+    raise RuntimeError(f"no new free port on {host} after 100 tries")
 
 
 def wait_for(what: str, check: Callable[[], object], timeout: float, every: float = 1.0, log: Path | None = None):

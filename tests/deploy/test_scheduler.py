@@ -81,7 +81,7 @@ def test_nightly_run_survives_a_lost_spark_worker(deployment):
     assert recommend["published"] is True
     assert (deployment.data_root / "published" / "recommended_songs.csv").read_bytes() == Path(recommend["csv_path"]).read_bytes()
     cluster.start_worker(deployment.processes, lost)  # the machine comes back: the later tests get two
-    wait_for("the restarted worker to register", lambda: cluster.alive_workers() == 2, timeout=60)
+    wait_for("the restarted worker to register", lambda: cluster.alive_workers() == 2, timeout=180)
 
 
 def test_conf_that_breaks_the_params_schema_is_refused_at_trigger(deployment):

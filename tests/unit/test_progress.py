@@ -30,7 +30,10 @@ def test_lines_show_the_stage_and_its_tasks_done_rising(spark, caplog):
     sc = spark.sparkContext
     with P.progress(spark, "slow", interval=0.3) as reporter:
         assert reporter.running and reporter._thread.daemon
-        sc.parallelize(range(8), 8).map(lambda x: time.sleep(0.5) or x).count()
+        # The first scan lists the session's past jobs over py4j, one call each: seconds on a
+        # loaded machine late in the suite. Done here, before the job, not in the job's ticks.
+        reporter.report()
+        sc.parallelize(range(8), 8).map(lambda x: time.sleep(1.0) or x).count()
     assert not reporter.running and _no_reporter_threads()
 
     stages = [STAGE.search(line) for line in _lines(caplog, "slow")]
@@ -60,6 +63,8 @@ def test_thread_stops_when_the_body_raises(spark):
         with P.progress(spark, "failing", interval=0.1) as reporter:
             time.sleep(0.3)
             raise RuntimeError("boom")
+    # stop() waits 5 s at most; a first scan on a loaded machine can take longer (then it stops after).
+    reporter._thread.join(60)
     assert not reporter.running and _no_reporter_threads()
     assert P._active == []
 

@@ -16,7 +16,7 @@ def test_small_data_only():
 
 def test_together_the_calls_really_overlap():
     # Each call waits for the other at a barrier: only calls that run at the same time get past it.
-    meet = threading.Barrier(2, timeout=10)
+    meet = threading.Barrier(2, timeout=60)
     results, seconds = side_by_side.run_timed({"fit": lambda: meet.wait() is not None and "a",
                                                "refit": lambda: meet.wait() is not None and "b"}, together=True)
     assert results == {"fit": "a", "refit": "b"}
