@@ -14,13 +14,20 @@ SEEN = "_seen"
 TOP_N_SCHEMA = f"{C.USER_INDEX} int, {C.ITEM_INDEX} int, {SCORE} double, {RANK} int"
 
 
-SCORES_PER_CHUNK = 20_000_000  # user x song scores held at once by one Python worker (160 MB)
+# User x song scores held at once by one Python process (8 MB in single precision): the product,
+# the masking and the selection each pass over them, and a chunk this small stays in the CPU's
+# cache. Both settings measured by bench/top_n_scoring.py (per user, against double precision in
+# 20M-score chunks): 2.2x faster at 59,000 songs (25M plays' shape), 2.4x at 19,000.
+SCORES_PER_CHUNK = 2_000_000
 # Up to this many user x song scores (and users), top-N runs in the job's own Python process and
 # Spark's Python workers are never started: on the sample that saved ~1 s of evaluate (bench/,
 # within the run-to-run noise). The limit is an estimate: one process scores 50M in a few seconds
 # of numpy; past that, the workers' parallelism should win. The user cap bounds what is collected.
 IN_DRIVER_SCORES = 50_000_000
 IN_DRIVER_USERS = 100_000
+# Scores are computed in single precision, as Spark's own ALS does (its factors are floats): half
+# the memory traffic of double. Equal float scores rank the smaller item_index first, as always.
+SCORE_DTYPE = "float32"
 
 
 def seen_songs(interactions):
@@ -83,26 +90,27 @@ def _top_n(user_table, item_table, seen, n: int, user_bound):
     # StringIndexer's most-played-first indices, the first positions are the popular songs).
     rows = sorted(item_table.select(C.ITEM_INDEX, "features", "offset").collect(), key=lambda r: r[C.ITEM_INDEX])
     item_ids = np.array([r[C.ITEM_INDEX] for r in rows], dtype=np.int64)
-    item_vectors = np.array([r["features"] for r in rows], dtype=np.float64).reshape(len(rows), -1)
-    item_offsets = np.array([r["offset"] for r in rows], dtype=np.float64)
+    item_vectors = np.array([r["features"] for r in rows], dtype=SCORE_DTYPE).reshape(len(rows), -1)
+    item_offsets = np.array([r["offset"] for r in rows], dtype=SCORE_DTYPE)
     position_of = np.full(int(item_ids.max()) + 1 if len(item_ids) else 1, -1, dtype=np.int64)  # item index -> position
     position_of[item_ids] = np.arange(len(item_ids))
     songs = (item_ids, np.ascontiguousarray(item_vectors.T), item_offsets, position_of)
+    chunk_scores = SCORES_PER_CHUNK  # read here, in the driver: the workers import the module anew
     users = user_table.join(seen_songs(seen), C.USER_INDEX, "left")
     spark = user_table.sparkSession
     in_driver_users = min(IN_DRIVER_SCORES // max(len(rows), 1), IN_DRIVER_USERS)
     if in_driver_users and user_bound.limit(in_driver_users + 1).count() <= in_driver_users:
-        return _in_driver_frame(spark, list(_score_batches([users.toPandas()], songs, n)))
+        return _in_driver_frame(spark, list(_score_batches([users.toPandas()], songs, n, chunk_scores)))
 
     shared = spark.sparkContext.broadcast(songs)
 
     def score(batches):
-        return _score_batches(batches, shared.value, n)
+        return _score_batches(batches, shared.value, n, chunk_scores)
 
     return users.mapInPandas(score, TOP_N_SCHEMA)
 
 
-def _score_batches(batches, songs, n: int):
+def _score_batches(batches, songs, n: int, chunk_scores: int = SCORES_PER_CHUNK):
     """The top-N rows (pandas, TOP_N_SCHEMA) of each batch of users (user_index, features,
     offset, SEEN): one matrix product per chunk of users, their seen songs masked, the n best kept."""
     import numpy as np
@@ -110,27 +118,36 @@ def _score_batches(batches, songs, n: int):
 
     ids, vectors_t, offsets, positions = songs
     keep = min(n, len(ids))
-    chunk = max(1, SCORES_PER_CHUNK // max(len(ids), 1))
+    chunk = max(1, chunk_scores // max(len(ids), 1))
     finite = bool(np.isfinite(vectors_t).all() and np.isfinite(offsets).all())
-    buffer = np.empty((chunk, len(ids)), dtype=np.float64)  # one allocation, reused by every chunk
+    buffer = np.empty((chunk, len(ids)), dtype=SCORE_DTYPE)  # one allocation, reused by every chunk
     for batch in batches:
-        for start in range(0, len(batch), chunk):
-            part = batch.iloc[start : start + chunk]  # noqa: E203
-            user_vectors = np.array(part["features"].tolist(), dtype=np.float64).reshape(len(part), -1)
-            scores = np.matmul(user_vectors, vectors_t, out=buffer[: len(part)])
+        users = len(batch)
+        if not users:
+            continue
+        # Per batch, not per chunk: a chunk is a few dozen users, and pandas costs per call.
+        user_vectors = np.array(batch["features"].tolist(), dtype=SCORE_DTYPE).reshape(users, -1)
+        user_offsets = batch["offset"].to_numpy(dtype=SCORE_DTYPE)
+        seen_rows, seen_positions = _seen_cells(batch[SEEN], positions)
+        best = np.empty((users, keep), dtype=np.int64)
+        best_scores = np.empty((users, keep), dtype=SCORE_DTYPE)
+        for start in range(0, users, chunk):
+            stop = min(start + chunk, users)
+            scores = np.matmul(user_vectors[start:stop], vectors_t, out=buffer[: stop - start])
             scores += offsets
-            scores += part["offset"].to_numpy(dtype=np.float64)[:, None]
-            if not (finite and np.isfinite(user_vectors).all()):
+            scores += user_offsets[start:stop, None]
+            if not (finite and np.isfinite(user_vectors[start:stop]).all()):
                 scores[np.isnan(scores)] = -np.inf  # NaN ranks with the seen songs: last
-            _mask_seen(scores, part[SEEN], positions)
-            best, best_scores = top_positions(scores, keep)
-            found = np.isfinite(best_scores).ravel()  # fewer than n unseen songs: shorter list
-            yield pd.DataFrame({
-                C.USER_INDEX: np.repeat(part[C.USER_INDEX].to_numpy(), keep)[found].astype(np.int32),
-                C.ITEM_INDEX: ids[best].ravel()[found].astype(np.int32),
-                SCORE: best_scores.ravel()[found],
-                RANK: np.tile(np.arange(1, keep + 1), len(part))[found].astype(np.int32),
-            })
+            first, last = np.searchsorted(seen_rows, (start, stop))
+            scores[seen_rows[first:last] - start, seen_positions[first:last]] = -np.inf
+            best[start:stop], best_scores[start:stop] = top_positions(scores, keep)
+        found = np.isfinite(best_scores).ravel()  # fewer than n unseen songs: shorter list
+        yield pd.DataFrame({
+            C.USER_INDEX: np.repeat(batch[C.USER_INDEX].to_numpy(), keep)[found].astype(np.int32),
+            C.ITEM_INDEX: ids[best].ravel()[found].astype(np.int32),
+            SCORE: best_scores.ravel()[found].astype(np.float64),
+            RANK: np.tile(np.arange(1, keep + 1), users)[found].astype(np.int32),
+        })
 
 
 def _in_driver_frame(spark, frames):
@@ -144,19 +161,20 @@ def _in_driver_frame(spark, frames):
     return spark.createDataFrame(pa.Table.from_pandas(pd.concat(frames, ignore_index=True), preserve_index=False), TOP_N_SCHEMA)
 
 
-def _mask_seen(scores, seen_lists, position_of) -> None:
-    """Set the scores of each row's seen songs (lists of item indices, or None) to -inf, in place."""
+def _seen_cells(seen_lists, position_of):
+    """The (row, position) cells of each row's seen songs (lists of item indices, or None), rows
+    ascending; a seen song the model has no factors for has no cell."""
     import numpy as np
 
     lengths = np.array([0 if items is None else len(items) for items in seen_lists], dtype=np.int64)
     if not lengths.any():
-        return
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     items = np.concatenate([np.asarray(items, dtype=np.int64) for items in seen_lists if items is not None and len(items)])
     rows = np.repeat(np.arange(len(lengths)), lengths)
     known = items < len(position_of)
     rows, positions = rows[known], position_of[items[known]]
-    scored = positions >= 0  # a seen song the model has no factors for is not in the row
-    scores[rows[scored], positions[scored]] = -np.inf
+    scored = positions >= 0
+    return rows[scored], positions[scored]
 
 
 BOUND_SAMPLE = 1024  # songs whose keep-th best score bounds a row's cut-off from below

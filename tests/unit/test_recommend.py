@@ -62,7 +62,8 @@ def assert_same_top_n(got, expected):
     for user, rows in got.items():
         assert [rank for _, _, rank in rows] == list(range(1, len(rows) + 1)), user
         assert [item for item, _, _ in rows] == [item for item, _ in expected[user]], user
-        assert np.allclose([score for _, score, _ in rows], [score for _, score in expected[user]], rtol=0, atol=1e-9), user
+        # Scored in single precision (recommend.SCORE_DTYPE), as Spark's ALS does.
+        assert np.allclose([score for _, score, _ in rows], [score for _, score in expected[user]], rtol=0, atol=1e-5), user
 
 
 def test_top_n_is_unseen_exact_and_best_first(trained, top_n_path):
@@ -78,6 +79,17 @@ def test_top_n_is_unseen_exact_and_best_first(trained, top_n_path):
         assert seen_songs(grouped) is grouped
         assert_same_top_n(as_lists(top_n_unseen(model, grouped, n)), expected)
     assert seen_pairs  # the fixture has history to exclude
+
+
+@pytest.mark.parametrize("users_per_chunk", [1, 7])
+def test_top_n_is_the_same_in_chunks_of_a_few_users(trained, top_n_path, monkeypatch, users_per_chunk):
+    """Users are scored a chunk at a time (SCORES_PER_CHUNK): each chunk's seen songs are masked in
+    its own rows; 7 leaves a partial last chunk (30 users)."""
+    model, seen = trained
+    songs = model.item_table().count()
+    monkeypatch.setattr(recommend, "SCORES_PER_CHUNK", users_per_chunk * songs)
+    pairs = {(r[C.USER_INDEX], r[C.ITEM_INDEX]) for r in seen.collect()}
+    assert_same_top_n(as_lists(top_n_unseen(model, seen, 6)), brute_force_top_n(model, pairs, 6))
 
 
 class TableModel:
