@@ -9,7 +9,7 @@ Times, each materialised the same way (written as parquet to a scratch folder):
                                 anti-join): lists come out shorter than top_n, see mean_list_length
   top_n_unseen                  musicrec.recommend.top_n_unseen: what the recommend step runs
 Prints one line `BASELINES {...}` (seconds and list lengths). run_bench.py calls it on the DAG's
-own model after each run on generated data.
+own model after each run on generated data; `--only top_n_unseen` times just that one.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--interactions", required=True)
     parser.add_argument("--top-n", type=int, default=10)
+    parser.add_argument("--only", action="append", help="time only this variant (repeatable), e.g. --only top_n_unseen")
     args = parser.parse_args()
 
     from pyspark.sql import functions as F
@@ -56,6 +57,8 @@ def main() -> None:
     }
     results = {}
     for name, build in variants.items():
+        if args.only and name not in args.only:
+            continue
         started = time.perf_counter()
         build().write.parquet(f"{scratch}/{name}")
         seconds = time.perf_counter() - started
