@@ -25,7 +25,7 @@ SETTINGS = [("float64", 20_000_000), ("float32", 20_000_000), ("float64", 2_000_
 
 
 def synthetic(songs: int, users: int, rank: int = 10, seed: int = 0):
-    """(songs tuple as _top_n builds it, one pandas batch of users)."""
+    """(the songs, as song_arrays takes them; one pandas batch of users)."""
     import numpy as np
     import pandas as pd
 
@@ -35,8 +35,7 @@ def synthetic(songs: int, users: int, rank: int = 10, seed: int = 0):
     rng = np.random.default_rng(seed)
     popularity = 1.0 / np.arange(1, songs + 1) ** 0.6  # position 0 most popular, as StringIndexer orders
     vectors = rng.normal(size=(songs, rank)) * (0.3 + 3 * popularity[:, None])
-    ids = np.arange(songs, dtype=np.int64)
-    catalogue = (ids, np.ascontiguousarray(vectors.T), np.zeros(songs), ids.copy())
+    catalogue = (np.arange(songs, dtype=np.int64), vectors, np.zeros(songs))  # song_arrays' arguments
     chances = popularity / popularity.sum()
     batch = pd.DataFrame({
         C.USER_INDEX: np.arange(users, dtype=np.int32),
@@ -63,8 +62,7 @@ def main() -> None:
     for round_ in range(2):  # the first round warms numpy and the caches up
         for dtype, chunk_scores in SETTINGS:
             recommend.SCORE_DTYPE = dtype
-            ids, vectors_t, offsets, positions = catalogue
-            songs = (ids, vectors_t.astype(dtype), offsets.astype(dtype), positions)
+            songs = recommend.song_arrays(*catalogue)
             started = time.perf_counter()
             rows = sum(len(frame) for frame in recommend._score_batches([batch], songs, args.top_n, chunk_scores))
             seconds = time.perf_counter() - started

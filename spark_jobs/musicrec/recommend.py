@@ -89,12 +89,11 @@ def _top_n(user_table, item_table, seen, n: int, user_bound):
     # Sorted by index, so that a song's position breaks ties the way its index does (and, with
     # StringIndexer's most-played-first indices, the first positions are the popular songs).
     rows = sorted(item_table.select(C.ITEM_INDEX, "features", "offset").collect(), key=lambda r: r[C.ITEM_INDEX])
-    item_ids = np.array([r[C.ITEM_INDEX] for r in rows], dtype=np.int64)
-    item_vectors = np.array([r["features"] for r in rows], dtype=SCORE_DTYPE).reshape(len(rows), -1)
-    item_offsets = np.array([r["offset"] for r in rows], dtype=SCORE_DTYPE)
-    position_of = np.full(int(item_ids.max()) + 1 if len(item_ids) else 1, -1, dtype=np.int64)  # item index -> position
-    position_of[item_ids] = np.arange(len(item_ids))
-    songs = (item_ids, np.ascontiguousarray(item_vectors.T), item_offsets, position_of)
+    songs = song_arrays(
+        np.array([r[C.ITEM_INDEX] for r in rows], dtype=np.int64),
+        np.array([r["features"] for r in rows], dtype=np.float64).reshape(len(rows), -1),
+        np.array([r["offset"] for r in rows], dtype=np.float64),
+    )
     chunk_scores = SCORES_PER_CHUNK  # read here, in the driver: the workers import the module anew
     users = user_table.join(seen_songs(seen), C.USER_INDEX, "left")
     spark = user_table.sparkSession
@@ -110,7 +109,17 @@ def _top_n(user_table, item_table, seen, n: int, user_bound):
     return users.mapInPandas(score, TOP_N_SCHEMA)
 
 
-def _score_batches(batches, songs, n: int, chunk_scores: int = SCORES_PER_CHUNK):
+def song_arrays(item_ids, item_vectors, item_offsets):
+    """What scoring needs of the songs, in SCORE_DTYPE: (item indices, the factors transposed
+    for the product, the offsets, each item index's position or -1). Songs sorted by index."""
+    import numpy as np
+
+    position_of = np.full(int(item_ids.max()) + 1 if len(item_ids) else 1, -1, dtype=np.int64)  # item index -> position
+    position_of[item_ids] = np.arange(len(item_ids))
+    return item_ids, np.ascontiguousarray(item_vectors.T, dtype=SCORE_DTYPE), item_offsets.astype(SCORE_DTYPE), position_of
+
+
+def _score_batches(batches, songs, n: int, chunk_scores: int):
     """The top-N rows (pandas, TOP_N_SCHEMA) of each batch of users (user_index, features,
     offset, SEEN): one matrix product per chunk of users, their seen songs masked, the n best kept."""
     import numpy as np
