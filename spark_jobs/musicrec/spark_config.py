@@ -46,6 +46,12 @@ SMALL_DATA_ROWS = 300_000
 # Below SMALL_DATA_ROWS a job is dozens of tiny Spark jobs: adaptive execution's extra jobs per
 # shuffle and 8 partitions cost more than they save (bench/: the sample's DAG 115.7 -> 90.7 s).
 SMALL_DATA_PARTITIONS = min(os.cpu_count() or 2, 4)
+# Spark sizes its memory pages from the driver's memory (16 MB at 2g on 2 cores), and every sort,
+# aggregation and broadcast hash table takes at least one: a job of dozens of tiny joins then
+# holds up to gigabytes of pages, mostly empty. Below SMALL_DATA_ROWS, 1 MB pages (Spark's minimum):
+# on the sample, evaluate's collector pauses 2.2 -> 0.65 s, peak RSS 2.4 -> 0.65 GB, the step
+# 15.0-15.5 -> 12.3-12.8 s. At 25M plays 4 MB pages changed nothing (recommend step, bench/).
+SMALL_DATA_PAGE_SIZE = "1m"
 LARGE_DATA_ROWS = 5_000_000  # from here the driver (local mode: also the executor) gets LARGE_DRIVER_MEMORY
 LARGE_DRIVER_MEMORY = "4g"
 BYTES_PER_ROW = 25  # a MovieLens ratings.csv line ("1,999,3.0,1675967274"): rows estimated from bytes
@@ -70,7 +76,8 @@ SPARK_CONF: dict[str, str] = {
 def sized_conf(rows: int | None) -> dict[str, str]:
     """The settings that depend on how many interactions a job reads (None: unknown, small).
 
-    Over SPARK_CONF: below SMALL_DATA_ROWS no adaptive execution and few shuffle partitions;
+    Over SPARK_CONF: below SMALL_DATA_ROWS no adaptive execution, few shuffle partitions and
+    small memory pages;
     from SMALL_DATA_ROWS on, C2 JIT; from LARGE_DATA_ROWS on, more driver memory. What the user
     set ($MUSICREC_DRIVER_JAVA_OPTIONS, _DRIVER_MEMORY, _SHUFFLE_PARTITIONS, _SPARK_CONF) wins.
     """
@@ -79,6 +86,7 @@ def sized_conf(rows: int | None) -> dict[str, str]:
         return conf
     if rows < SMALL_DATA_ROWS:
         conf["spark.sql.adaptive.enabled"] = "false"
+        conf["spark.buffer.pageSize"] = SMALL_DATA_PAGE_SIZE
         if SHUFFLE_PARTITIONS_ENV not in os.environ:
             conf["spark.sql.shuffle.partitions"] = str(SMALL_DATA_PARTITIONS)
     if DRIVER_JAVA_OPTIONS_ENV not in os.environ and rows >= SMALL_DATA_ROWS:

@@ -138,18 +138,19 @@ def test_spark_settings_follow_the_data_size(monkeypatch):
     for name in (S.DRIVER_JAVA_OPTIONS_ENV, S.DRIVER_MEMORY_ENV, S.SHUFFLE_PARTITIONS_ENV, S.EXTRA_CONF_ENV):
         monkeypatch.delenv(name, raising=False)
     assert S.sized_conf(None) == {}
-    small = S.sized_conf(S.SMALL_DATA_ROWS - 1)  # SPARK_CONF's C1-only JIT stays; no AQE, few partitions
-    assert small == {"spark.sql.adaptive.enabled": "false", "spark.sql.shuffle.partitions": str(S.SMALL_DATA_PARTITIONS)}
+    small = S.sized_conf(S.SMALL_DATA_ROWS - 1)  # SPARK_CONF's C1-only JIT stays; no AQE, few partitions, small pages
+    assert small == {"spark.sql.adaptive.enabled": "false", "spark.sql.shuffle.partitions": str(S.SMALL_DATA_PARTITIONS),
+                     "spark.buffer.pageSize": S.SMALL_DATA_PAGE_SIZE}
     mid = S.sized_conf(S.SMALL_DATA_ROWS)
     assert mid["spark.driver.extraJavaOptions"].startswith(S.SERIAL_GC) and S.C1_ONLY not in mid["spark.driver.extraJavaOptions"]
-    assert "spark.driver.memory" not in mid and "spark.sql.adaptive.enabled" not in mid
+    assert "spark.driver.memory" not in mid and "spark.sql.adaptive.enabled" not in mid and "spark.buffer.pageSize" not in mid
     assert S.sized_conf(S.LARGE_DATA_ROWS)["spark.driver.memory"] == S.LARGE_DRIVER_MEMORY
     # What the user fixed wins over the size.
     monkeypatch.setenv(S.DRIVER_JAVA_OPTIONS_ENV, "-XX:+UseG1GC")
     monkeypatch.setenv(S.EXTRA_CONF_ENV, '{"spark.driver.memory": "12g"}')
     assert S.sized_conf(S.LARGE_DATA_ROWS) == {}
     monkeypatch.setenv(S.SHUFFLE_PARTITIONS_ENV, "64")
-    assert S.sized_conf(10) == {"spark.sql.adaptive.enabled": "false"}
+    assert S.sized_conf(10) == {"spark.sql.adaptive.enabled": "false", "spark.buffer.pageSize": S.SMALL_DATA_PAGE_SIZE}
     assert S.estimated_rows(25 * 1000) == 1000
 
 
