@@ -26,7 +26,8 @@ SCORES_PER_CHUNK = 2_000_000
 IN_DRIVER_SCORES = 50_000_000
 IN_DRIVER_USERS = 100_000
 # Scores are computed in single precision, as Spark's own ALS does (its factors are floats): half
-# the memory traffic of double. Equal float scores rank the smaller item_index first, as always.
+# the memory traffic of double. Equal float scores rank the smaller item_index first (compared
+# before a user's offset is added: a constant per user, it cannot change their order).
 SCORE_DTYPE = "float32"
 
 
@@ -47,7 +48,8 @@ def top_n_unseen(model, seen, n: int, users=None):
     (interactions: user_index, item_index; or `seen_songs` of them).
 
     Returns user_index, item_index, score, rank. Score = the model's predicted rating (or
-    preference, for play counts); equal scores rank the smaller item_index first. A user with
+    preference, for play counts); equal scores (before the user's constant offset is added) rank
+    the smaller item_index first. A user with
     fewer than `n` unseen songs gets them all; one with none gets no rows. ALS's recommendForAllUsers cannot skip songs the user already
     has, so this scores them itself: song factors are broadcast to every Python worker, which
     scores its users in chunks with one matrix product and keeps the n best unseen (numpy); up to
@@ -102,7 +104,7 @@ def _top_n(user_table, item_table, seen, n: int, user_bound):
 
 def collected_songs(item_table):
     """song_arrays of `item_table` (item_index, features, offset), collected as Arrow: at 59,000
-    songs 0.14-0.30 s against 0.76-1.03 s as Rows. Sorted by index, so that a song's position
+    songs 0.14-0.30 s against 0.76-1.03 s as Rows (a 25M-plays model, three rounds). Sorted by index, so that a song's position
     breaks ties the way its index does (and, with StringIndexer's most-played-first indices, the
     first positions are the popular songs)."""
     import numpy as np
@@ -110,8 +112,14 @@ def collected_songs(item_table):
     table = item_table.select(C.ITEM_INDEX, "features", "offset").toArrow()
     ids = table.column(C.ITEM_INDEX).to_numpy().astype(np.int64)
     order = np.argsort(ids, kind="stable")
-    flat = table.column("features").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-    vectors = flat.reshape(len(ids), len(flat) // len(ids) if len(ids) else 0)
+    features = table.column("features").combine_chunks()
+    lengths = features.value_lengths().to_numpy(zero_copy_only=False) if len(ids) else np.zeros(0)
+    if features.null_count or len(set(lengths.tolist())) > 1:
+        # A flat buffer cut into equal rows would misalign the songs: say so instead.
+        raise ValueError(f"song factors must be non-null and of one length; found {features.null_count} null and "
+                         f"lengths {sorted(set(lengths.tolist()))[:5]}")
+    flat = features.flatten().to_numpy(zero_copy_only=False)
+    vectors = flat.reshape(len(ids), int(lengths[0]) if len(ids) else 0)
     return song_arrays(ids[order], vectors[order], table.column("offset").to_numpy()[order])
 
 
@@ -121,7 +129,8 @@ def song_arrays(item_ids, item_vectors, item_offsets):
     Songs sorted by index.
 
     The offsets ride in the product (a user's vector gets a trailing 1): adding them to a chunk
-    afterwards took longer than the product itself (bench/top_n_scoring.py)."""
+    afterwards took longer than the product itself (timed per part on bench/top_n_scoring.py's
+    synthetic model: product 15 ms, the two additions 22 ms per 1,000 users at 59,000 songs)."""
     import numpy as np
 
     position_of = np.full(int(item_ids.max()) + 1 if len(item_ids) else 1, -1, dtype=np.int64)  # item index -> position
@@ -162,7 +171,7 @@ def _score_batches(batches, songs, n: int, chunk_scores: int):
             first, last = np.searchsorted(seen_rows, (start, stop))
             scores[seen_rows[first:last] - start, seen_positions[first:last]] = -np.inf
             best[start:stop], best_scores[start:stop] = top_positions(scores, keep)
-        best_scores += batch["offset"].to_numpy(dtype=SCORE_DTYPE)[:, None]  # a NaN offset: no rows, as before
+        best_scores += batch["offset"].to_numpy(dtype=SCORE_DTYPE)[:, None]  # a NaN or infinite offset: not finite, no rows
         found = np.isfinite(best_scores).ravel()  # fewer than n unseen songs: shorter list
         yield pd.DataFrame({
             C.USER_INDEX: np.repeat(batch[C.USER_INDEX].to_numpy(), keep)[found].astype(np.int32),

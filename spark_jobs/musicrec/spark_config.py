@@ -48,9 +48,10 @@ SMALL_DATA_ROWS = 300_000
 SMALL_DATA_PARTITIONS = min(os.cpu_count() or 2, 4)
 # Spark sizes its memory pages from the driver's memory (16 MB at 2g on 2 cores), and every sort,
 # aggregation and broadcast hash table takes at least one: a job of dozens of tiny joins then
-# holds up to gigabytes of pages, mostly empty. Below SMALL_DATA_ROWS, 1 MB pages (Spark's minimum):
-# on the sample, evaluate's collector pauses 2.2 -> 0.65 s, peak RSS 2.4 -> 0.65 GB, the step
-# 15.0-15.5 -> 12.3-12.8 s. At 25M plays 4 MB pages changed nothing (recommend step, bench/).
+# holds up to gigabytes of pages, mostly empty. Below SMALL_DATA_ROWS, 1 MB pages (the smallest
+# Spark derives itself): on the sample, evaluate's collector pauses 2.2 -> 0.65 s and its job
+# 15.0-15.5 -> 12.3-12.8 s (alternating runs), every step's driver peak below 0.6 GB (evaluate's
+# was 2.1 GB). At 25M plays 4 MB pages changed nothing (the recommend step, bench/results).
 SMALL_DATA_PAGE_SIZE = "1m"
 LARGE_DATA_ROWS = 5_000_000  # from here the driver (local mode: also the executor) gets LARGE_DRIVER_MEMORY
 LARGE_DRIVER_MEMORY = "4g"

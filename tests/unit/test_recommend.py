@@ -238,3 +238,41 @@ def test_top_positions_matches_a_full_sort_with_ties_and_seen_songs(width, keep)
         expected = np.lexsort((np.arange(width), -scores[row]))[:keep]
         assert positions[row].tolist() == expected.tolist(), row
         assert values[row].tolist() == scores[row, expected].tolist(), row
+
+
+def test_offsets_and_non_finite_values_in_scoring():
+    """A song's offset is part of its score and rank; a user's offset is added to their scores
+    without changing their order; a non-finite user offset or factor gives that user no rows, and
+    a song with a NaN factor ranks last."""
+    import pandas as pd
+
+    songs = recommend.song_arrays(
+        np.array([0, 1, 2, 3], dtype=np.int64),
+        np.array([[1.0], [2.0], [3.0], [np.nan]]),
+        np.array([5.0, 0.0, 0.0, 0.0]),  # song 0 leads on its offset alone
+    )
+    users = pd.DataFrame({
+        C.USER_INDEX: [10, 11, 12, 13, 14],
+        "features": [[1.0], [1.0], [1.0], [np.nan], [1.0]],
+        "offset": [0.5, np.nan, np.inf, 0.0, -2.0],
+        recommend.SEEN: [None, None, None, None, [0]],
+    })
+    (rows,) = recommend._score_batches([users], songs, 4, 1_000)
+    got = {u: list(zip(g[C.ITEM_INDEX], g[recommend.SCORE])) for u, g in rows.groupby(C.USER_INDEX)}
+    assert got == {10: [(0, 6.5), (2, 3.5), (1, 2.5)], 14: [(2, 1.0), (1, 0.0)]}
+
+
+def test_songs_collected_from_many_partitions_in_any_order(spark):
+    """collected_songs sorts the songs by index whatever partitions and order Spark hands them
+    in, keeps each song's factors with it, and refuses factors of unequal lengths."""
+    rng = np.random.default_rng(3)
+    items = [(int(i), [float(v) for v in rng.standard_normal(3)], float(i) / 10) for i in rng.permutation(50)]
+    frame = spark.createDataFrame(items, f"{C.ITEM_INDEX} int, features array<float>, offset double").repartition(7)
+    ids, factors_t, position_of = recommend.collected_songs(frame)
+    assert ids.tolist() == list(range(50)) and position_of.tolist() == list(range(50))
+    by_id = {i: (features, offset) for i, features, offset in items}
+    assert np.allclose(factors_t[:3].T, [by_id[i][0] for i in range(50)], atol=1e-6)
+    assert np.allclose(factors_t[3], [by_id[i][1] for i in range(50)], atol=1e-6)
+    ragged = spark.createDataFrame([(0, [1.0], 0.0), (1, [1.0, 2.0], 0.0)], f"{C.ITEM_INDEX} int, features array<float>, offset double")
+    with pytest.raises(ValueError, match="one length"):
+        recommend.collected_songs(ragged)
