@@ -90,7 +90,8 @@ def _top_n(user_table, item_table, seen, n: int, user_bound):
     chunk_scores = SCORES_PER_CHUNK  # read here, in the driver: the workers import the module anew
     users = user_table.join(seen_songs(seen), C.USER_INDEX, "left")
     spark = user_table.sparkSession
-    in_driver_users = min(IN_DRIVER_SCORES // max(len(songs[0]), 1), IN_DRIVER_USERS)
+    song_count = len(songs[0])
+    in_driver_users = min(IN_DRIVER_SCORES // max(song_count, 1), IN_DRIVER_USERS)
     if in_driver_users and user_bound.limit(in_driver_users + 1).count() <= in_driver_users:
         return _in_driver_frame(spark, list(_score_batches([users.toPandas()], songs, n, chunk_scores)))
 
@@ -104,22 +105,21 @@ def _top_n(user_table, item_table, seen, n: int, user_bound):
 
 def collected_songs(item_table):
     """song_arrays of `item_table` (item_index, features, offset), collected as Arrow: at 59,000
-    songs 0.14-0.30 s against 0.76-1.03 s as Rows (a 25M-plays model, three rounds). Sorted by index, so that a song's position
-    breaks ties the way its index does (and, with StringIndexer's most-played-first indices, the
-    first positions are the popular songs)."""
+    songs 0.14-0.30 s against 0.76-1.03 s as Rows (a 25M-plays model, three rounds). Sorted by
+    index, so that a song's position breaks ties the way its index does (and, with
+    StringIndexer's most-played-first indices, the first positions are the popular songs)."""
     import numpy as np
 
     table = item_table.select(C.ITEM_INDEX, "features", "offset").toArrow()
     ids = table.column(C.ITEM_INDEX).to_numpy().astype(np.int64)
     order = np.argsort(ids, kind="stable")
     features = table.column("features").combine_chunks()
-    lengths = features.value_lengths().to_numpy(zero_copy_only=False) if len(ids) else np.zeros(0)
-    if features.null_count or len(set(lengths.tolist())) > 1:
+    widths = set(features.value_lengths().to_numpy(zero_copy_only=False).tolist())
+    if features.null_count or len(widths) > 1:
         # A flat buffer cut into equal rows would misalign the songs: say so instead.
         raise ValueError(f"song factors must be non-null and of one length; found {features.null_count} null and "
-                         f"lengths {sorted(set(lengths.tolist()))[:5]}")
-    flat = features.flatten().to_numpy(zero_copy_only=False)
-    vectors = flat.reshape(len(ids), int(lengths[0]) if len(ids) else 0)
+                         f"lengths {sorted(widths)[:5]}")
+    vectors = features.flatten().to_numpy(zero_copy_only=False).reshape(len(ids), widths.pop() if widths else 0)
     return song_arrays(ids[order], vectors[order], table.column("offset").to_numpy()[order])
 
 
