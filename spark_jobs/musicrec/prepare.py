@@ -118,31 +118,35 @@ def label_rows(raw, items, feedback: str, rating_range: tuple[float, float] | No
         .when(out_of_range, "rating_out_of_range")
         .when(non_positive, "non_positive_count")
     )
-    checked = typed.withColumn(REASON, first_reason)
-    passed = _label_repeats_and_unknown_songs(checked.filter(F.col(REASON).isNull()), items, feedback)
-    return checked.filter(F.col(REASON).isNotNull()).unionByName(passed)
+    # One projection over one scan: a union of the rejected and the passed rows would parse the
+    # file twice (bench/: at 5M play counts 11.9-12.8 s -> 8.9-9.5 s to label and cache).
+    return _label_repeats_and_unknown_songs(typed.withColumn(REASON, first_reason), items, feedback)
 
 
-def _label_repeats_and_unknown_songs(passed, items, feedback: str):
-    """Rows that passed the per-row checks: `duplicate` for all but the latest explicit rating of
-    a user and song, `unknown_song` for songs without a title. Repeated plays stay: `prepare` sums
-    them, so play counts need no window (bench/: at 5M ratings the window costs ~7.5 s of a 61 s
-    step; 5M play counts without it: 65-68 s against 71-77 s)."""
+def _label_repeats_and_unknown_songs(checked, items, feedback: str):
+    """`checked` with the reasons that need other rows: `duplicate` for all but the latest
+    explicit rating of a user and song, `unknown_song` for songs without a title; a row keeps the
+    reason it already has. Repeated plays stay: `prepare` sums them, so play counts need no
+    window (bench/: at 5M ratings the window costs ~7.5 s of a 61 s step; 5M play counts without
+    it: 65-68 s against 71-77 s)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     known = items.select(C.ITEM_ID, F.lit(True).alias("_known"))
-    labeled = passed
+    labeled = checked
     is_duplicate = F.lit(False)
     if feedback == "explicit":
+        # Rows already rejected sort after every passed row of their user and song: they never
+        # make a passed rating a duplicate.
         latest_first = Window.partitionBy(C.USER_ID, C.ITEM_ID).orderBy(
-            F.col(C.TIMESTAMP).desc_nulls_last(), F.col(C.RATING).desc()
+            F.col(REASON).isNotNull(), F.col(C.TIMESTAMP).desc_nulls_last(), F.col(C.RATING).desc()
         )
-        labeled = passed.withColumn("_order", F.row_number().over(latest_first))
+        labeled = checked.withColumn("_order", F.row_number().over(latest_first))
         is_duplicate = F.col("_order") > 1
+    later_reason = F.when(is_duplicate, "duplicate").when(F.col("_known").isNull(), "unknown_song")
     return (
         labeled.join(known, C.ITEM_ID, "left")
-        .withColumn(REASON, F.when(is_duplicate, "duplicate").when(F.col("_known").isNull(), "unknown_song"))
+        .withColumn(REASON, F.coalesce(F.col(REASON), later_reason))
         .drop("_order", "_known")
     )
 
@@ -209,6 +213,19 @@ def _id_table(spark, labels, id_col: str, index_col: str):
     return spark.createDataFrame(table).coalesce(1).select(id_col, index_col)
 
 
+def only_rejects_keep_raw_text(labeled):
+    """`labeled` with the raw value and timestamp texts (the rejects table's) null on kept rows:
+    those rows have them typed, and the cache holds two string columns fewer (bench/: at 5M play
+    counts ~1 s of the 10 s it takes to label and cache)."""
+    from pyspark.sql import functions as F
+
+    rejected = F.col(REASON).isNotNull()
+    return labeled.select(*[
+        F.when(rejected, F.col(name)).alias(name) if name in ("rating_text", "timestamp_text") else F.col(name)
+        for name in labeled.columns
+    ])
+
+
 def prepare(raw, raw_items, feedback: str, rating_range) -> Prepared:
     """Label every row, count rejects by reason; `interactions` are the kept rows, one per user
     and song (repeated plays summed), not yet indexed.
@@ -218,7 +235,7 @@ def prepare(raw, raw_items, feedback: str, rating_range) -> Prepared:
     from pyspark.sql import functions as F
 
     items = clean_items(raw_items).cache()
-    labeled = label_rows(raw, items, feedback, rating_range).cache()
+    labeled = only_rejects_keep_raw_text(label_rows(raw, items, feedback, rating_range)).cache()
     counts = {row[REASON]: row["rows"] for row in labeled.groupBy(REASON).agg(F.count("*").alias("rows")).collect()}
     rows_kept = counts.pop(None, 0)
     kept = labeled.filter(F.col(REASON).isNull()).select(C.USER_ID, C.ITEM_ID, C.RATING, C.TIMESTAMP)

@@ -64,6 +64,23 @@ def test_duplicates_keep_the_latest_rating(spark, dataset_dir):
     assert len(rows) == len(kept)  # one row per user and song: ratings are not summed
 
 
+def test_a_rejected_rating_never_makes_a_valid_one_a_duplicate(spark, tmp_path):
+    """Labelled in one pass: the rejected rows share the window with the valid ones, and must not
+    count as a later rating of the same user and song. Rejects keep their raw texts."""
+    folder = tmp_path / "archive" / "d"
+    folder.mkdir(parents=True)
+    (folder / "ratings.csv").write_text(
+        "userId,songId,rating,timestamp\n1,10,9.0,300\n1,10,4.0,100\n1,10,3.0,50\n2,10,x,400\n2,10,2.5,100\n"
+    )
+    (folder / "songs.csv").write_text(SONGS)
+    prepared = run_prepare(spark, tmp_path / "archive")
+    assert prepared.rejected_by_reason == {"duplicate": 1, "non_numeric_value": 1, "rating_out_of_range": 1}
+    kept = {(r[C.USER_ID], r[C.RATING]) for r in prepared.interactions.collect()}
+    assert kept == {("1", 4.0), ("2", 2.5)}
+    rejects = {(r[C.USER_ID], r[C.RATING], r[C.TIMESTAMP], r[C.REJECT_REASON]) for r in prepared.rejects.collect()}
+    assert rejects == {("1", "9.0", "300", "rating_out_of_range"), ("1", "3.0", "50", "duplicate"), ("2", "x", "400", "non_numeric_value")}
+
+
 def test_titles_with_commas_and_quotes_survive(spark, dataset_dir):
     titles = {r[C.ITEM_ID]: r[C.TITLE] for r in run_prepare(spark, dataset_dir).items.collect()}
     assert titles == {"10": "Hello, Goodbye", "11": 'Say "Hi"', "12": "Plain"}
