@@ -8,6 +8,7 @@ import pytest
 
 from musicrec import columns as C
 from musicrec.errors import PipelineError
+from musicrec import splits
 from musicrec.splits import split_interactions, validation_split, write_split
 
 SCHEMA = f"{C.USER_ID} string, {C.ITEM_ID} string, {C.RATING} double, {C.TIMESTAMP} long"
@@ -53,6 +54,39 @@ def test_stratified_split_holds_out_each_users_share_and_keeps_every_test_user_k
     assert held == {"a": 0, "b": 1, "c": 1, "d": 3, "e": 2}
     assert {u for u, _ in pairs(test)} <= {u for u, _ in pairs(train)}
     assert not pairs(train) & pairs(test) and len(pairs(train)) + len(pairs(test)) == len(rows)
+
+
+def stratified_by_definition(interactions, fraction, seed):
+    """The test rows of the stratified split as its definition reads: per user, the first
+    held_out_count rows ordered by (draw, song ID), as a window over every row."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    per_user = Window.partitionBy(C.USER_ID)
+    lots = (
+        interactions.withColumn(splits.DRAW, splits.draw(seed))
+        .withColumn("_n", F.count("*").over(per_user).cast("bigint"))
+        .withColumn("_place", F.row_number().over(per_user.orderBy(splits.DRAW, C.ITEM_ID)))
+    )
+    return lots.filter(F.col("_place") <= splits.held_out_count(F.col("_n"), fraction))
+
+
+@pytest.mark.parametrize("draws", ["hashed", "three values"])
+@pytest.mark.parametrize("with_index", [False, True])
+def test_stratified_split_is_its_definition_even_with_ties_at_the_cut(spark, monkeypatch, draws, with_index):
+    from pyspark.sql import functions as F
+
+    if draws == "three values":  # most cuts then fall inside a run of equal draws
+        monkeypatch.setattr(splits, "draw", lambda seed: (
+            F.pmod(F.xxhash64(F.lit(seed), F.col(C.USER_ID), F.col(C.ITEM_ID)), F.lit(3)) / F.lit(3.0)).alias(splits.DRAW))
+    rows = [(f"u{u}", f"s{(u * 7 + i) % 40}", 1.0, i) for u in range(40) for i in range(1 + u % 13)]
+    df = frame(spark, rows, 3)
+    if with_index:  # the split groups by user_index when the frame has it
+        df = df.withColumn(C.USER_INDEX, F.substring(C.USER_ID, 2, 9).cast("int"))
+    train, test = split_interactions(df, "stratified", 0.3, 5)
+    assert pairs(test) == pairs(stratified_by_definition(df, 0.3, 5))
+    assert pairs(train) | pairs(test) == {(u, s) for u, s, _, _ in rows} and not pairs(train) & pairs(test)
+    assert train.columns == df.columns
 
 
 def test_temporal_split_holds_out_the_latest(spark):
