@@ -72,7 +72,7 @@ def ranking_metrics(recommended, relevant, k: int) -> dict[str, float]:
 
     truth = relevant.groupBy(C.USER_INDEX).agg(F.collect_set(C.ITEM_INDEX).alias("label"))
     ranked = recommended.groupBy(C.USER_INDEX).agg(
-        F.transform(F.array_sort(F.collect_list(F.struct("rank", C.ITEM_INDEX))), lambda s: s[C.ITEM_INDEX]).alias("prediction")
+        F.transform(F.sort_array(F.collect_list(F.struct("rank", C.ITEM_INDEX))), lambda s: s[C.ITEM_INDEX]).alias("prediction")
     )
     hits = F.transform(F.slice("prediction", 1, k), lambda item: F.array_contains("label", item).cast("int"))
     per_user = (

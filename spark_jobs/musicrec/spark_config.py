@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from musicrec.jvm_archive import sharing_options
 
@@ -130,3 +132,25 @@ def get_spark(app_name: str):
 
         report_until_exit(spark, progress_step)  # a line every 15 s in the task log
     return spark
+
+
+# Spark's partial aggregation before a shuffle pays when it merges rows; over keys that are mostly
+# distinct it only builds and spills a hash map as big as the data.
+BYPASS_PARTIAL_AGGREGATION = {"spark.sql.execution.bypassPartialAggregation": "true"}
+
+
+@contextmanager
+def session_settings(spark, settings: dict[str, str]) -> Iterator[None]:
+    """Runtime SQL settings for the queries planned and run inside the block, restored after
+    (a cached frame is planned when `.cache()` is called: call it inside)."""
+    before = {key: spark.conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
