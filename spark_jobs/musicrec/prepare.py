@@ -42,6 +42,7 @@ MIN_ROWS = 10  # fewer usable interactions than this cannot be split, trained an
 UNDECODABLE = "\ufffd"
 MILLISECONDS_FROM = 1e11  # an epoch number this large is milliseconds (see the module docstring)
 ISO_DATE_START = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+RATING_TEXT, TIMESTAMP_TEXT = "rating_text", "timestamp_text"  # the raw texts, kept for the rejects table
 
 
 @dataclass
@@ -97,10 +98,10 @@ def label_rows(raw, items, feedback: str, rating_range: tuple[float, float] | No
     typed = raw.select(
         F.trim(C.USER_ID).alias(C.USER_ID),
         F.trim(C.ITEM_ID).alias(C.ITEM_ID),
-        F.trim(C.RATING).alias("rating_text"),
-        F.trim(C.TIMESTAMP).alias("timestamp_text"),
+        F.trim(C.RATING).alias(RATING_TEXT),
+        F.trim(C.TIMESTAMP).alias(TIMESTAMP_TEXT),
         C.RAW_LINE,
-    ).select("*", F.col("rating_text").try_cast("double").alias(C.RATING), epoch_seconds("timestamp_text").alias(C.TIMESTAMP))
+    ).select("*", F.col(RATING_TEXT).try_cast("double").alias(C.RATING), epoch_seconds(TIMESTAMP_TEXT).alias(C.TIMESTAMP))
 
     def empty(name):
         return F.col(name).isNull() | (F.col(name) == "")
@@ -112,10 +113,10 @@ def label_rows(raw, items, feedback: str, rating_range: tuple[float, float] | No
     non_positive = (F.col(C.RATING) <= 0) if feedback == "implicit" else F.lit(False)
     first_reason = (
         F.when(F.col(C.RAW_LINE).isNotNull(), "malformed_line")
-        .when(empty(C.USER_ID) | empty(C.ITEM_ID) | empty("rating_text"), "missing_field")
+        .when(empty(C.USER_ID) | empty(C.ITEM_ID) | empty(RATING_TEXT), "missing_field")
         .when(F.col(C.USER_ID).contains(UNDECODABLE) | F.col(C.ITEM_ID).contains(UNDECODABLE), "undecodable_text")
         .when(F.col(C.RATING).isNull() | F.isnan(C.RATING) | (F.abs(C.RATING) == float("inf")), "non_numeric_value")
-        .when(~empty("timestamp_text") & F.col(C.TIMESTAMP).isNull(), "non_numeric_value")
+        .when(~empty(TIMESTAMP_TEXT) & F.col(C.TIMESTAMP).isNull(), "non_numeric_value")
         .when(out_of_range, "rating_out_of_range")
         .when(non_positive, "non_positive_count")
     )
@@ -148,7 +149,7 @@ def _label_repeats_and_unknown_songs(checked, items, feedback: str):
     return (
         labeled.join(known, C.ITEM_ID, "left")
         .withColumn(REASON, F.coalesce(F.col(REASON), later_reason))
-        .drop("_order", "_known")
+        .select(*checked.columns)
     )
 
 
@@ -222,7 +223,7 @@ def only_rejects_keep_raw_text(labeled):
 
     rejected = F.col(REASON).isNotNull()
     return labeled.select(*[
-        F.when(rejected, F.col(name)).alias(name) if name in ("rating_text", "timestamp_text") else F.col(name)
+        F.when(rejected, F.col(name)).alias(name) if name in (RATING_TEXT, TIMESTAMP_TEXT) else F.col(name)
         for name in labeled.columns
     ])
 
@@ -252,8 +253,8 @@ def prepare(raw, raw_items, feedback: str, rating_range) -> Prepared:
     rejects = labeled.filter(F.col(REASON).isNotNull()).select(
         C.USER_ID,
         C.ITEM_ID,
-        F.col("rating_text").alias(C.RATING),
-        F.col("timestamp_text").alias(C.TIMESTAMP),
+        F.col(RATING_TEXT).alias(C.RATING),
+        F.col(TIMESTAMP_TEXT).alias(C.TIMESTAMP),
         C.RAW_LINE,
         REASON,
     )

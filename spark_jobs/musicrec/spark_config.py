@@ -144,9 +144,9 @@ def session_settings(spark, settings: dict[str, str]) -> Iterator[None]:
     """Runtime SQL settings for the queries planned and run inside the block, restored after
     (a cached frame is planned when `.cache()` is called: call it inside)."""
     before = {key: spark.conf.get(key, None) for key in settings}
-    for key, value in settings.items():
-        spark.conf.set(key, value)
     try:
+        for key, value in settings.items():
+            spark.conf.set(key, value)
         yield
     finally:
         for key, value in before.items():

@@ -71,14 +71,16 @@ def test_a_rejected_rating_never_makes_a_valid_one_a_duplicate(spark, tmp_path):
     folder.mkdir(parents=True)
     (folder / "ratings.csv").write_text(
         "userId,songId,rating,timestamp\n1,10,9.0,300\n1,10,4.0,100\n1,10,3.0,50\n2,10,x,400\n2,10,2.5,100\n"
+        "3,99,x,100\n"  # an unknown song too: the first reason stays
     )
     (folder / "songs.csv").write_text(SONGS)
     prepared = run_prepare(spark, tmp_path / "archive")
-    assert prepared.rejected_by_reason == {"duplicate": 1, "non_numeric_value": 1, "rating_out_of_range": 1}
+    assert prepared.rejected_by_reason == {"duplicate": 1, "non_numeric_value": 2, "rating_out_of_range": 1}
     kept = {(r[C.USER_ID], r[C.RATING]) for r in prepared.interactions.collect()}
     assert kept == {("1", 4.0), ("2", 2.5)}
     rejects = {(r[C.USER_ID], r[C.RATING], r[C.TIMESTAMP], r[C.REJECT_REASON]) for r in prepared.rejects.collect()}
-    assert rejects == {("1", "9.0", "300", "rating_out_of_range"), ("1", "3.0", "50", "duplicate"), ("2", "x", "400", "non_numeric_value")}
+    assert rejects == {("1", "9.0", "300", "rating_out_of_range"), ("1", "3.0", "50", "duplicate"),
+                       ("2", "x", "400", "non_numeric_value"), ("3", "x", "100", "non_numeric_value")}
 
 
 def test_titles_with_commas_and_quotes_survive(spark, dataset_dir):

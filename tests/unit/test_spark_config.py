@@ -35,19 +35,34 @@ def test_inside_the_block_an_aggregation_is_planned_in_one_phase(spark):
 def test_preprocess_sums_play_counts_inside_the_block_and_nothing_else(spark, monkeypatch):
     from musicrec import prepare as prepare_module
 
-    seen = []
+    seen = []  # the setting when the sum is built, cached (planned) and counted (run)
+    summed = []
 
     def recording(kept):
-        seen.append(spark.conf.get(KEY, None))
-        return sum_repeated_plays(kept)
+        seen.append(("build", spark.conf.get(KEY, None)))
+        summed.append(sum_repeated_plays(kept))
+        return summed[-1]
+
+    frame_class = type(spark.range(1))  # the classic DataFrame, which defines cache and count
+
+    def watched(name):
+        original = getattr(frame_class, name)
+
+        def call(frame, *args):
+            if summed and frame is summed[-1]:
+                seen.append((name, spark.conf.get(KEY, None)))
+            return original(frame, *args)
+        return call
 
     monkeypatch.setattr(prepare_module, "sum_repeated_plays", recording)
+    for name in ("cache", "count"):
+        monkeypatch.setattr(frame_class, name, watched(name))
     raw = spark.createDataFrame(
         [("u1", "s1", "2", "10", None), ("u1", "s1", "3", "20", None), ("u2", "s1", "1", "5", None)],
         f"{C.USER_ID} string, {C.ITEM_ID} string, {C.RATING} string, {C.TIMESTAMP} string, {C.RAW_LINE} string",
     )
     items = spark.createDataFrame([("s1", "Song", "Artist")], f"{C.ITEM_ID} string, {C.TITLE} string, {C.ARTIST} string")
     prepared = prepare_module.prepare(raw, items, "implicit", None)
-    assert seen == ["true"]
+    assert seen == [("build", "true"), ("cache", "true"), ("count", "true")]
     assert sorted((r[C.USER_ID], r[C.RATING]) for r in prepared.interactions.collect()) == [("u1", 5.0), ("u2", 1.0)]
     assert spark.conf.get(KEY, None) in (None, "false")

@@ -7,8 +7,8 @@ import math
 import pytest
 
 from musicrec import columns as C
-from musicrec.errors import PipelineError
 from musicrec import splits
+from musicrec.errors import PipelineError
 from musicrec.splits import split_interactions, validation_split, write_split
 
 SCHEMA = f"{C.USER_ID} string, {C.ITEM_ID} string, {C.RATING} double, {C.TIMESTAMP} long"
