@@ -49,8 +49,9 @@ def split_interactions(interactions, kind: str, fraction: float, seed: int):
 
 def write_split(interactions, kind: str, fraction: float, seed: int, folder: Path) -> tuple[Path, Path]:
     """Write the split as parquet folders `folder`/train and `folder`/test in one pass over the
-    data (writing each side apart would compute the split twice). A side without rows is an empty table with the schema. `folder` must
-    be new or empty (train writes into a fresh staging folder)."""
+    data (writing each side apart would compute the split twice). A side without rows is an
+    empty table with the schema. `folder` must be new or empty (train writes into a fresh
+    staging folder)."""
     import shutil
 
     sided = with_side(interactions, kind, fraction, seed)
@@ -130,21 +131,22 @@ def _stratified(interactions, fraction: float, seed: int):
         )
         .cache()
     )
+    tied_cuts = cuts.filter(F.col("_tied_in").isNotNull())
     at_cut = F.col(DRAW) == F.col("_cut")
-    if cuts.filter(F.col("_tied_in").isNotNull()).isEmpty():
-        is_test = F.col(DRAW) <= F.col("_cut")
-        with_cut = lots.join(F.broadcast(cuts.drop("_tied_in")), key, "left")
+    if tied_cuts.isEmpty():
+        cuts = cuts.withColumn("_cut_song", F.lit(None).cast("string"))
     else:
-        tied = (
-            lots.join(F.broadcast(cuts.filter(F.col("_tied_in").isNotNull())), key).filter(at_cut)
+        song_cuts = (
+            lots.join(F.broadcast(tied_cuts), key).filter(at_cut)
             .groupBy(key).agg(F.sort_array(F.collect_list(C.ITEM_ID)).alias("_songs"), F.first("_tied_in").alias("_tied_in"))
             .select(key, F.element_at("_songs", F.col("_tied_in")).alias("_cut_song"))
         )
-        cuts = cuts.drop("_tied_in").join(tied, key, "left")
-        is_test = (F.col(DRAW) < F.col("_cut")) | (
-            at_cut & (F.col("_cut_song").isNull() | (F.col(C.ITEM_ID) <= F.col("_cut_song")))
-        )
-        with_cut = lots.join(F.broadcast(cuts), key, "left")
+        cuts = cuts.join(song_cuts, key, "left")
+    # Without a song cut (no tie at the user's cut) this is draw <= cut.
+    is_test = (F.col(DRAW) < F.col("_cut")) | (
+        at_cut & (F.col("_cut_song").isNull() | (F.col(C.ITEM_ID) <= F.col("_cut_song")))
+    )
+    with_cut = lots.join(F.broadcast(cuts.drop("_tied_in")), key, "left")
     return _sided(with_cut, F.coalesce(is_test, F.lit(False))).select(*interactions.columns, SIDE)
 
 
