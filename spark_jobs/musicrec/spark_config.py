@@ -42,8 +42,11 @@ DRIVER_MEMORY_ENV = "MUSICREC_DRIVER_MEMORY"
 SHUFFLE_PARTITIONS_ENV = "MUSICREC_SHUFFLE_PARTITIONS"
 # A single-driver JVM: the serial collector. On small data, C1-only JIT starts faster; from
 # SMALL_DATA_ROWS on, C2's compiled code wins (bench/ on 2 cores: at 57k ratings C1 saves ~2 s per
-# job; at 1M an ALS fit takes 27 s under C1 and 13 s with C2).
-SERIAL_GC, C1_ONLY = "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"
+# job; at 1M an ALS fit takes 27 s under C1 and 13 s with C2). From LARGE_DATA_ROWS on, the
+# parallel collector: its pauses use every core, and 25M plays' train step took 129.9 and 132.6 s
+# against 138.3 and 140.0 s under the serial one (alternating runs; its other steps and 5M's
+# train were unchanged).
+SERIAL_GC, PARALLEL_GC, C1_ONLY = "-XX:+UseSerialGC", "-XX:+UseParallelGC", "-XX:TieredStopAtLevel=1"
 SMALL_DATA_ROWS = 300_000
 # Below SMALL_DATA_ROWS a job is dozens of tiny Spark jobs: adaptive execution's extra jobs per
 # shuffle and 8 partitions cost more than they save (bench/: the sample's DAG 115.7 -> 90.7 s).
@@ -81,7 +84,8 @@ def sized_conf(rows: int | None) -> dict[str, str]:
 
     Over SPARK_CONF: below SMALL_DATA_ROWS no adaptive execution, few shuffle partitions and
     small memory pages;
-    from SMALL_DATA_ROWS on, C2 JIT; from LARGE_DATA_ROWS on, more driver memory. What the user
+    from SMALL_DATA_ROWS on, C2 JIT; from LARGE_DATA_ROWS on, more driver memory and the
+    parallel collector. What the user
     set ($MUSICREC_DRIVER_JAVA_OPTIONS, _DRIVER_MEMORY, _SHUFFLE_PARTITIONS, _SPARK_CONF) wins.
     """
     conf: dict[str, str] = {}
@@ -93,7 +97,8 @@ def sized_conf(rows: int | None) -> dict[str, str]:
         if SHUFFLE_PARTITIONS_ENV not in os.environ:
             conf["spark.sql.shuffle.partitions"] = str(SMALL_DATA_PARTITIONS)
     if DRIVER_JAVA_OPTIONS_ENV not in os.environ and rows >= SMALL_DATA_ROWS:
-        conf["spark.driver.extraJavaOptions"] = SERIAL_GC + sharing_options()
+        collector = PARALLEL_GC if rows >= LARGE_DATA_ROWS else SERIAL_GC
+        conf["spark.driver.extraJavaOptions"] = collector + sharing_options()
     if DRIVER_MEMORY_ENV not in os.environ and rows >= LARGE_DATA_ROWS:
         conf["spark.driver.memory"] = LARGE_DRIVER_MEMORY
     overrides = extra_conf(os.environ.get(EXTRA_CONF_ENV))

@@ -76,6 +76,18 @@ def test_the_champion_under_tonights_indices_scores_what_it_scores_itself(spark,
     assert got["model_score"] == pytest.approx(got["champion_score"], rel=1e-5)
     if implicit:
         assert got["users"] > 5 and got["model_score"] > 0.1
+        # ...and what tonight's model scores is its NDCG by definition: its lists exclude every song
+        # the user has in tonight's whole training split.
+        from pyspark.sql import functions as F
+
+        from musicrec.evaluation import relevant_rows
+        from musicrec.metrics import ranking_metrics
+        from musicrec.recommend import top_n_unseen
+
+        known = model.als.userFactors.select(F.col("id").alias(C.USER_INDEX))
+        held_out = relevant_rows(test2, feedback).join(known, C.USER_INDEX)
+        direct = ranking_metrics(top_n_unseen(model, train2, 5, users=held_out), held_out, 5)
+        assert got["model_score"] == pytest.approx(direct["ndcg_at_5"], rel=1e-9)
     else:
         assert got["rows"] == test2.count()
     if implicit:  # over a sample of the users: still the same users for both models

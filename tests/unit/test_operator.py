@@ -144,7 +144,10 @@ def test_spark_settings_follow_the_data_size(monkeypatch):
     mid = S.sized_conf(S.SMALL_DATA_ROWS)
     assert mid["spark.driver.extraJavaOptions"].startswith(S.SERIAL_GC) and S.C1_ONLY not in mid["spark.driver.extraJavaOptions"]
     assert "spark.driver.memory" not in mid and "spark.sql.adaptive.enabled" not in mid and "spark.buffer.pageSize" not in mid
-    assert S.sized_conf(S.LARGE_DATA_ROWS)["spark.driver.memory"] == S.LARGE_DRIVER_MEMORY
+    large = S.sized_conf(S.LARGE_DATA_ROWS)
+    assert large["spark.driver.memory"] == S.LARGE_DRIVER_MEMORY
+    assert large["spark.driver.extraJavaOptions"].startswith(S.PARALLEL_GC) and S.SERIAL_GC not in large["spark.driver.extraJavaOptions"]
+    assert S.sized_conf(S.LARGE_DATA_ROWS - 1)["spark.driver.extraJavaOptions"].startswith(S.SERIAL_GC)
     # What the user fixed wins over the size.
     monkeypatch.setenv(S.DRIVER_JAVA_OPTIONS_ENV, "-XX:+UseG1GC")
     monkeypatch.setenv(S.EXTRA_CONF_ENV, '{"spark.driver.memory": "12g"}')
