@@ -268,7 +268,7 @@ def test_songs_collected_from_many_partitions_in_any_order(spark):
     rng = np.random.default_rng(3)
     items = [(int(i), [float(v) for v in rng.standard_normal(3)], float(i) / 10) for i in rng.permutation(50)]
     frame = spark.createDataFrame(items, f"{C.ITEM_INDEX} int, features array<float>, offset double").repartition(7)
-    ids, factors_t, position_of = recommend.collected_songs(frame)
+    ids, factors_t, position_of = recommend.collected_songs(frame)[:3]
     assert ids.tolist() == list(range(50)) and position_of.tolist() == list(range(50))
     by_id = {i: (features, offset) for i, features, offset in items}
     assert np.allclose(factors_t[:3].T, [by_id[i][0] for i in range(50)], atol=1e-6)
@@ -276,3 +276,62 @@ def test_songs_collected_from_many_partitions_in_any_order(spark):
     ragged = spark.createDataFrame([(0, [1.0], 0.0), (1, [1.0, 2.0], 0.0)], f"{C.ITEM_INDEX} int, features array<float>, offset double")
     with pytest.raises(ValueError, match="one length"):
         recommend.collected_songs(ragged)
+
+
+@pytest.mark.parametrize("kind", ["ties", "gaussian", "offsets", "unaligned"])
+def test_pruned_scoring_ranks_exactly_as_scoring_every_song(monkeypatch, kind):
+    """Users settled in the head (the songs that can score highest) get the lists that scoring
+    every song gives: the same songs, in the same order, ties to the smaller index; with seen
+    songs in and out of the head, a user who has seen the whole head, a non-finite user, n past
+    the head, and several chunks."""
+    import pandas as pd
+
+    rng = np.random.default_rng({"ties": 1, "gaussian": 2, "offsets": 3, "unaligned": 4}[kind])
+    songs, users, rank = 640, 300, 4
+    # Like ALS's factors: popular songs have long vectors near one shared direction, as have users.
+    shared = np.eye(rank)[0]
+    scale = (1.0 / np.arange(1, songs + 1) ** 0.4)[rng.permutation(songs)]
+    vectors = scale[:, None] * (shared + 0.5 * rng.normal(size=(songs, rank)))
+    features = shared + 0.5 * rng.normal(size=(users, rank))
+    if kind == "unaligned":  # users in random directions: the head settles too few, pruning stops
+        features = rng.normal(size=(users, rank))
+    if kind == "ties":  # small whole numbers: exact ties at every cut-off
+        vectors, features = np.round(vectors * 3), np.round(features * 3)
+    offsets = 0.3 * scale + 0.05 * rng.normal(size=songs) if kind == "offsets" else np.zeros(songs)
+    features[5] = np.nan
+    seen = [rng.choice(songs, size=rng.integers(0, 60), replace=False) for _ in range(users)]
+    seen[7] = None
+    batch = pd.DataFrame({
+        C.USER_INDEX: np.arange(users, dtype=np.int32), "features": list(features),
+        "offset": rng.normal(size=users), recommend.SEEN: seen,
+    })
+    catalogue = (np.arange(songs, dtype=np.int64) * 3, vectors, offsets)  # indices with gaps
+
+    def top_n(n, prune):
+        monkeypatch.setattr(recommend, "HEAD_SONGS", 64)
+        monkeypatch.setattr(recommend, "PRUNE_FROM_SONGS", 128 if prune else 10**9)
+        scored = []
+        real = recommend._score_rows
+        monkeypatch.setattr(recommend, "_score_rows", lambda vectors, rows, *rest: scored.append(len(rows)) or real(vectors, rows, *rest))
+        rows = pd.concat(recommend._score_batches([batch], recommend.song_arrays(*catalogue), n, 64 * 50))
+        return rows, sum(scored)
+
+    head = recommend.song_arrays(*catalogue).head  # before any patch: no head at 640 songs
+    assert len(head) == 0
+    monkeypatch.setattr(recommend, "PRUNE_FROM_SONGS", 128)
+    monkeypatch.setattr(recommend, "HEAD_SONGS", 64)
+    head = recommend.song_arrays(*catalogue).head
+    batch.at[9, recommend.SEEN] = head * 3  # every head song seen: settled by scoring every song
+    for n in (10, 64, 100):
+        full, _ = top_n(n, prune=False)
+        pruned, fully_scored = top_n(n, prune=True)
+        if n < 64 and kind != "unaligned":
+            assert fully_scored < users // 2, (n, fully_scored)  # the head settled most users
+        if n > 64:
+            assert fully_scored == users  # n past the head: nothing to prune
+        if kind == "unaligned":  # after the first chunk (50 users) everyone is scored in full
+            assert fully_scored > users - 50, (n, fully_scored)
+        assert pruned[C.ITEM_INDEX].tolist() == full[C.ITEM_INDEX].tolist(), n
+        assert pruned[C.USER_INDEX].tolist() == full[C.USER_INDEX].tolist() and pruned["rank"].tolist() == full["rank"].tolist()
+        assert np.allclose(pruned["score"], full["score"], rtol=0, atol=1e-4)
+    assert 5 not in set(full[C.USER_INDEX]) and len(full[full[C.USER_INDEX] == 9]) == 100
