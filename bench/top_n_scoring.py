@@ -3,6 +3,11 @@ per user, without Spark, on a model of a given shape.
 
     .venv/bin/python bench/top_n_scoring.py                    # 25M plays' shape: 59,000 songs
     .venv/bin/python bench/top_n_scoring.py --songs 19000      # 5M plays' shape
+    .venv/bin/python bench/top_n_scoring.py --aligned          # users and songs share a direction
+
+Random users (the default) are the worst case for top-N's head (recommend.HEAD_SONGS): it settles
+almost none of them, so every song is scored. ALS's factors share a popularity direction (users
+and popular songs point the same way, as with --aligned), where the head settles most users.
 
 Runs musicrec.recommend._score_batches (the code the Python workers run: matrix product, seen
 songs masked, best 10 kept) on a synthetic model (rank 10, power-law song popularity, 5-300
@@ -24,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "spark_jobs"))
 SETTINGS = [("float64", 20_000_000), ("float32", 20_000_000), ("float64", 2_000_000), ("float32", 2_000_000)]
 
 
-def synthetic(songs: int, users: int, rank: int = 10, seed: int = 0):
+def synthetic(songs: int, users: int, rank: int = 10, seed: int = 0, aligned: bool = False):
     """(the songs, as song_arrays takes them; one pandas batch of users)."""
     import numpy as np
     import pandas as pd
@@ -35,11 +40,16 @@ def synthetic(songs: int, users: int, rank: int = 10, seed: int = 0):
     rng = np.random.default_rng(seed)
     popularity = 1.0 / np.arange(1, songs + 1) ** 0.6  # position 0 most popular, as StringIndexer orders
     vectors = rng.normal(size=(songs, rank)) * (0.3 + 3 * popularity[:, None])
+    features = rng.normal(size=(users, rank))
+    if aligned:
+        shared = np.eye(rank)[0]
+        vectors = (0.3 + 3 * popularity[:, None]) * (shared + 0.5 * rng.normal(size=(songs, rank)))
+        features = shared + 0.5 * rng.normal(size=(users, rank))
     catalogue = (np.arange(songs, dtype=np.int64), vectors, np.zeros(songs))  # song_arrays' arguments
     chances = popularity / popularity.sum()
     batch = pd.DataFrame({
         C.USER_INDEX: np.arange(users, dtype=np.int32),
-        "features": list(rng.normal(size=(users, rank))),
+        "features": list(features),
         "offset": np.zeros(users),
         SEEN: [rng.choice(songs, size=rng.integers(5, 300), replace=False, p=chances) for _ in range(users)],
     })
@@ -51,13 +61,14 @@ def main() -> None:
     parser.add_argument("--songs", type=int, default=59_000)
     parser.add_argument("--users", type=int, default=6_000)
     parser.add_argument("--top-n", type=int, default=10)
+    parser.add_argument("--aligned", action="store_true", help="users and popular songs share a direction, as ALS's do")
     args = parser.parse_args()
 
     import numpy as np
 
     from musicrec import recommend
 
-    catalogue, batch = synthetic(args.songs, args.users)
+    catalogue, batch = synthetic(args.songs, args.users, aligned=args.aligned)
     results = {}
     for round_ in range(2):  # the first round warms numpy and the caches up
         for dtype, chunk_scores in SETTINGS:
@@ -70,10 +81,11 @@ def main() -> None:
             if round_:
                 results[f"{dtype}, {chunk_scores:,} scores a chunk"] = round(seconds * 1000 / args.users, 4)
     first = next(iter(results.values()))
-    print(f"{args.users} users x {args.songs} songs, top {args.top_n}, numpy {np.__version__}")
+    print(f"{args.users} users x {args.songs} songs{', aligned' if args.aligned else ''}, top {args.top_n}, numpy {np.__version__}")
     for name, per_thousand in results.items():
         print(f"  {name:32s} {per_thousand:7.4f} s per 1,000 users   {first / per_thousand:4.2f}x")
-    print("TOP_N_SCORING " + json.dumps({"songs": args.songs, "users": args.users, "seconds_per_1000_users": results}))
+    print("TOP_N_SCORING " + json.dumps({"songs": args.songs, "users": args.users, "aligned": args.aligned,
+                                         "seconds_per_1000_users": results}))
 
 
 if __name__ == "__main__":

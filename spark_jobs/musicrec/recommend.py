@@ -91,7 +91,7 @@ def _top_n(user_table, item_table, seen, n: int, user_bound):
     chunk_scores = SCORES_PER_CHUNK  # read here, in the driver: the workers import the module anew
     users = user_table.join(seen_songs(seen), C.USER_INDEX, "left")
     spark = user_table.sparkSession
-    song_count = len(songs[0])
+    song_count = len(songs.ids)
     in_driver_users = min(IN_DRIVER_SCORES // max(song_count, 1), IN_DRIVER_USERS)
     if in_driver_users and user_bound.limit(in_driver_users + 1).count() <= in_driver_users:
         return _in_driver_frame(spark, list(_score_batches([users.toPandas()], songs, n, chunk_scores)))
@@ -125,16 +125,16 @@ def collected_songs(item_table) -> Songs:
 
 
 class Songs(NamedTuple):
-    """What scoring needs of the songs (song_arrays), in SCORE_DTYPE, songs sorted by index."""
+    """What scoring needs of the songs (song_arrays), sorted by index; factors in SCORE_DTYPE."""
 
     ids: Any  # item indices, ascending
     factors_t: Any  # (rank + 1) x songs: the factors transposed, the offsets as the last row
     position_of: Any  # item index -> position, or -1
-    head: Any  # positions (ascending) of the HEAD_SONGS songs that can score highest; empty: no pruning
+    head: Any  # positions (ascending) of the HEAD_SONGS songs of largest norm + offset; empty: no pruning
     head_factors_t: Any  # factors_t's columns of the head
-    tail_norm: float  # the largest factor norm outside the head
-    tail_offset: float  # the largest offset outside the head
-    tail_abs_offset: float  # the largest absolute offset outside the head (for the rounding margin)
+    tail_max_norm: float  # the largest factor norm outside the head
+    tail_max_offset: float  # the largest offset outside the head
+    tail_max_abs_offset: float  # the largest absolute offset outside the head (for the rounding margin)
 
 
 # Pruning (`_score_batches`): each user is first scored against the HEAD_SONGS songs that can score
@@ -145,11 +145,12 @@ class Songs(NamedTuple):
 # too large a share of the catalogue to pay for the second pass.
 HEAD_SONGS = 4096
 PRUNE_FROM_SONGS = 4 * HEAD_SONGS
-# Float32 products differ from the exact ones by ~1e-6 of |u|.|v| + |offset| (rank 10): the bound
-# gets a hundred times that, so that a song it rules out could not have ranked.
+# Float32 products differ from the exact ones by at most (rank + 2) * 2^-24 of |u|.|v| + |offset|
+# (~1e-6 at rank 10, 3e-5 at the DAG's largest rank, 500): the bound gets 1e-4 of that, so that a
+# song it rules out could not have ranked.
 BOUND_MARGIN = 1e-4
-# A chunk of users the head settles fewer of than this ends pruning for the batch: its cost (the
-# head's share of the songs, for every user) is then no longer repaid. bench/top_n_scoring.py's
+# When the head has settled fewer than this share of a batch's users so far, pruning ends for the
+# batch: its cost (the head's share of the songs, for every user) is then no longer repaid. bench/top_n_scoring.py's
 # random users, whom no head settles, measure that worst case.
 MIN_SETTLED_SHARE = 0.5
 
@@ -165,17 +166,17 @@ def song_arrays(item_ids, item_vectors, item_offsets) -> Songs:
     position_of = np.full(int(item_ids.max()) + 1 if len(item_ids) else 1, -1, dtype=np.int64)  # item index -> position
     position_of[item_ids] = np.arange(len(item_ids))
     factors_t = np.ascontiguousarray(np.vstack([item_vectors.T, item_offsets.reshape(1, -1)]), dtype=SCORE_DTYPE)
-    head, tail_norm, tail_offset, tail_abs_offset = np.zeros(0, dtype=np.int64), 0.0, 0.0, 0.0
-    if len(item_ids) >= PRUNE_FROM_SONGS:
+    head, tail_max_norm, tail_max_offset, tail_max_abs_offset = np.zeros(0, dtype=np.int64), 0.0, 0.0, 0.0
+    if len(item_ids) >= PRUNE_FROM_SONGS and len(item_ids) > HEAD_SONGS:
         norms = np.linalg.norm(factors_t[:-1].astype(np.float64), axis=0)
         offsets = factors_t[-1].astype(np.float64)
         if np.isfinite(norms).all() and np.isfinite(offsets).all():
             order = np.argsort(-(norms + offsets), kind="stable")
             head, tail = np.sort(order[:HEAD_SONGS]), order[HEAD_SONGS:]
-            tail_norm, tail_offset = float(norms[tail].max()), float(offsets[tail].max())
-            tail_abs_offset = float(np.abs(offsets[tail]).max())
+            tail_max_norm, tail_max_offset = float(norms[tail].max()), float(offsets[tail].max())
+            tail_max_abs_offset = float(np.abs(offsets[tail]).max())
     return Songs(item_ids, factors_t, position_of, head, np.ascontiguousarray(factors_t[:, head]),
-                 tail_norm, tail_offset, tail_abs_offset)
+                 tail_max_norm, tail_max_offset, tail_max_abs_offset)
 
 
 def _score_batches(batches, songs: Songs, n: int, chunk_scores: int):
@@ -190,7 +191,7 @@ def _score_batches(batches, songs: Songs, n: int, chunk_scores: int):
     import pandas as pd
 
     keep = min(n, len(songs.ids))
-    prune = 0 < keep <= len(songs.head) and bool(np.isfinite(songs.factors_t).all())
+    prune = 0 < keep <= len(songs.head)  # song_arrays gives finite factors a head only
     for batch in batches:
         users = len(batch)
         if not users:
@@ -226,16 +227,21 @@ def _settle_in_head(user_vectors, seen, songs: Songs, keep: int, chunk_scores: i
     head_position_of[songs.head] = np.arange(head_width)
     vectors = user_vectors[:, :-1].astype(np.float64)
     norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
-    bound = norms * songs.tail_norm + songs.tail_offset
-    bound += BOUND_MARGIN * (norms * songs.tail_norm + songs.tail_abs_offset)
+    bound = norms * songs.tail_max_norm + songs.tail_max_offset
+    bound += BOUND_MARGIN * (norms * songs.tail_max_norm + songs.tail_max_abs_offset)
     finite = np.isfinite(user_vectors).all(axis=1) & np.isfinite(bound)
     candidates = np.flatnonzero(finite)  # a non-finite user's scores are NaN: scored with every song
     chunk = max(1, chunk_scores // head_width)
-    buffer = np.empty((min(chunk, len(candidates)), head_width), dtype=SCORE_DTYPE)
-    unsettled = [np.flatnonzero(~finite)]
+    # Each chunk takes every c-th user (c chunks): a batch often comes sorted by user_index, which
+    # puts the most active users (who have seen most of the head) together, and the first chunk
+    # decides whether pruning goes on.
+    chunks = -(-len(candidates) // chunk)
+    candidates = candidates[np.argsort(np.arange(len(candidates)) % max(chunks, 1), kind="stable")]
+    buffer = np.empty((max(2, min(chunk, len(candidates))), head_width), dtype=SCORE_DTYPE)
+    unsettled, settled_count = [np.flatnonzero(~finite)], 0
     for start in range(0, len(candidates), chunk):
         rows = candidates[start : start + chunk]
-        scores = np.matmul(user_vectors[rows], songs.head_factors_t, out=buffer[: len(rows)])
+        scores = _product(user_vectors[rows], songs.head_factors_t, buffer)
         cell_rows, cell_positions = seen.cells(rows)
         in_head = head_position_of[cell_positions]
         scores[cell_rows[in_head >= 0], in_head[in_head >= 0]] = -np.inf
@@ -244,7 +250,8 @@ def _settle_in_head(user_vectors, seen, songs: Songs, keep: int, chunk_scores: i
         best[rows[settled]] = songs.head[positions[settled]]
         best_scores[rows[settled]] = values[settled]
         unsettled.append(rows[~settled])
-        if settled.mean() < MIN_SETTLED_SHARE:  # the head does not pay on these factors: score the rest in full
+        settled_count += int(settled.sum())
+        if settled_count < MIN_SETTLED_SHARE * (start + len(rows)):  # the head does not pay here: score the rest in full
             unsettled.append(candidates[start + chunk :])
             break
     return np.sort(np.concatenate(unsettled))
@@ -259,16 +266,29 @@ def _score_rows(user_vectors, rows, seen, songs: Songs, keep: int, chunk_scores:
     width = len(songs.ids)
     chunk = max(1, chunk_scores // max(width, 1))
     finite = bool(np.isfinite(songs.factors_t).all())
-    buffer = np.empty((min(chunk, len(rows)), width), dtype=SCORE_DTYPE)  # one allocation, reused by every chunk
+    buffer = np.empty((max(2, min(chunk, len(rows))), width), dtype=SCORE_DTYPE)  # one allocation, reused by every chunk
     for start in range(0, len(rows), chunk):
         chunk_rows = rows[start : start + chunk]
         vectors = user_vectors[chunk_rows]
-        scores = np.matmul(vectors, songs.factors_t, out=buffer[: len(chunk_rows)])
+        scores = _product(vectors, songs.factors_t, buffer)
         if not (finite and np.isfinite(vectors).all()):
             scores[np.isnan(scores)] = -np.inf  # NaN ranks with the seen songs: last
         cell_rows, cell_positions = seen.cells(chunk_rows)
         scores[cell_rows, cell_positions] = -np.inf
         best[chunk_rows], best_scores[chunk_rows] = top_positions(scores, keep)
+
+
+def _product(vectors, factors_t, buffer):
+    """vectors @ factors_t into the first rows of `buffer` (at least two rows). One row is
+    multiplied as two: numpy computes a one-row product another way (gemv, not gemm), whose
+    float32 sums can differ in the last bit, and a user's scores should not depend on the chunk
+    they fall in."""
+    import numpy as np
+
+    if len(vectors) == 1:
+        np.matmul(np.vstack([vectors, vectors]), factors_t, out=buffer[:2])
+        return buffer[:1]
+    return np.matmul(vectors, factors_t, out=buffer[: len(vectors)])
 
 
 def _in_driver_frame(spark, frames):
@@ -290,7 +310,7 @@ class SeenCells(NamedTuple):
     positions: Any
 
     def cells(self, rows):
-        """(index within `rows`, position) of the seen cells of `rows` (row numbers, ascending)."""
+        """(index within `rows`, position) of the seen cells of `rows` (row numbers, any order)."""
         import numpy as np
 
         starts, stops = self.row_start[rows], self.row_start[rows + 1]
@@ -300,21 +320,23 @@ class SeenCells(NamedTuple):
         return local, self.positions[index]
 
 
-def _seen_cells(seen_lists, position_of, rows: int) -> SeenCells:
-    """The seen cells of each of `rows` rows (lists of item indices, or None); a seen song the
+def _seen_cells(seen_lists, position_of, row_count: int) -> SeenCells:
+    """The seen cells of each of `row_count` rows (lists of item indices, or None); a seen song the
     model has no factors for has no cell."""
     import numpy as np
 
     lengths = np.array([0 if items is None else len(items) for items in seen_lists], dtype=np.int64)
     if not lengths.any():
-        return SeenCells(np.zeros(rows + 1, dtype=np.int64), np.zeros(0, dtype=np.int64))
+        return SeenCells(np.zeros(row_count + 1, dtype=np.int64), np.zeros(0, dtype=np.int64))
     items = np.concatenate([np.asarray(items, dtype=np.int64) for items in seen_lists if items is not None and len(items)])
-    row_of = np.repeat(np.arange(len(lengths)), lengths)
+    # Filtering ~20M cells by mask costs a second; the common case (every seen song has factors) needs none.
     known = items < len(position_of)
-    row_of, positions = row_of[known], position_of[items[known]]
+    positions = position_of[items] if known.all() else np.where(known, position_of[np.where(known, items, 0)], -1)
     scored = positions >= 0
-    row_of, positions = row_of[scored], positions[scored]
-    return SeenCells(np.searchsorted(row_of, np.arange(rows + 1)), positions)
+    if scored.all():
+        return SeenCells(np.concatenate([[0], np.cumsum(lengths)]), positions)
+    kept = np.bincount(np.repeat(np.arange(len(lengths)), lengths)[scored], minlength=row_count)
+    return SeenCells(np.concatenate([[0], np.cumsum(kept)]), positions[scored])
 
 
 BOUND_SAMPLE = 1024  # songs whose keep-th best score bounds a row's cut-off from below

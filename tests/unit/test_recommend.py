@@ -293,8 +293,8 @@ def test_pruned_scoring_ranks_exactly_as_scoring_every_song(monkeypatch, kind):
     scale = (1.0 / np.arange(1, songs + 1) ** 0.4)[rng.permutation(songs)]
     vectors = scale[:, None] * (shared + 0.5 * rng.normal(size=(songs, rank)))
     features = shared + 0.5 * rng.normal(size=(users, rank))
-    if kind == "unaligned":  # users in random directions: the head settles too few, pruning stops
-        features = rng.normal(size=(users, rank))
+    if kind == "unaligned":  # users facing away from the popular songs: the head settles none, pruning stops
+        features = -shared + 0.3 * rng.normal(size=(users, rank))
     if kind == "ties":  # small whole numbers: exact ties at every cut-off
         vectors, features = np.round(vectors * 3), np.round(features * 3)
     offsets = 0.3 * scale + 0.05 * rng.normal(size=songs) if kind == "offsets" else np.zeros(songs)
@@ -307,14 +307,19 @@ def test_pruned_scoring_ranks_exactly_as_scoring_every_song(monkeypatch, kind):
     })
     catalogue = (np.arange(songs, dtype=np.int64) * 3, vectors, offsets)  # indices with gaps
 
+    scored, head_chunks = [], []
+    real, real_product = recommend._score_rows, recommend._product
+    monkeypatch.setattr(recommend, "_score_rows", lambda vectors, rows, *rest: scored.append(len(rows)) or real(vectors, rows, *rest))
+    monkeypatch.setattr(recommend, "_product", lambda vectors, factors_t, buffer: (
+        head_chunks.append(1) if factors_t.shape[1] == 64 else None) or real_product(vectors, factors_t, buffer))
+
     def top_n(n, prune):
         monkeypatch.setattr(recommend, "HEAD_SONGS", 64)
         monkeypatch.setattr(recommend, "PRUNE_FROM_SONGS", 128 if prune else 10**9)
-        scored = []
-        real = recommend._score_rows
-        monkeypatch.setattr(recommend, "_score_rows", lambda vectors, rows, *rest: scored.append(len(rows)) or real(vectors, rows, *rest))
+        scored.clear()
+        head_chunks.clear()
         rows = pd.concat(recommend._score_batches([batch], recommend.song_arrays(*catalogue), n, 64 * 50))
-        return rows, sum(scored)
+        return rows, sum(scored), len(head_chunks)
 
     head = recommend.song_arrays(*catalogue).head  # before any patch: no head at 640 songs
     assert len(head) == 0
@@ -323,15 +328,79 @@ def test_pruned_scoring_ranks_exactly_as_scoring_every_song(monkeypatch, kind):
     head = recommend.song_arrays(*catalogue).head
     batch.at[9, recommend.SEEN] = head * 3  # every head song seen: settled by scoring every song
     for n in (10, 64, 100):
-        full, _ = top_n(n, prune=False)
-        pruned, fully_scored = top_n(n, prune=True)
+        full, _, _ = top_n(n, prune=False)
+        pruned, fully_scored, head_products = top_n(n, prune=True)
         if n < 64 and kind != "unaligned":
             assert fully_scored < users // 2, (n, fully_scored)  # the head settled most users
         if n > 64:
             assert fully_scored == users  # n past the head: nothing to prune
-        if kind == "unaligned":  # after the first chunk (50 users) everyone is scored in full
-            assert fully_scored > users - 50, (n, fully_scored)
+        if kind == "unaligned" and n < 64:  # one chunk of 50 users settles none: the others skip the head
+            assert (fully_scored, head_products) == (users, 1)
+        elif n < 64:
+            assert head_products == -(-(users - 1) // 50)  # every finite user went through the head
         assert pruned[C.ITEM_INDEX].tolist() == full[C.ITEM_INDEX].tolist(), n
         assert pruned[C.USER_INDEX].tolist() == full[C.USER_INDEX].tolist() and pruned["rank"].tolist() == full["rank"].tolist()
         assert np.allclose(pruned["score"], full["score"], rtol=0, atol=1e-4)
     assert 5 not in set(full[C.USER_INDEX]) and len(full[full[C.USER_INDEX] == 9]) == 100
+
+
+def test_pruning_never_changes_a_list_on_random_catalogues(monkeypatch):
+    """Pruned against full scoring on 150 small random catalogues: ranks 0 (the popularity
+    baseline: no factors, counts as offsets) to 5, whole-number ties, negative and large offsets,
+    songs parallel to users (where the bound is reached), seen songs outside the catalogue, users
+    with nothing seen, n past the head."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    settled = fully_scored = 0
+    real = recommend._score_rows
+    counted = []
+    monkeypatch.setattr(recommend, "_score_rows", lambda vectors, rows, *rest: counted.append(len(rows)) or real(vectors, rows, *rest))
+    for trial in range(150):
+        songs, rank, users = int(rng.integers(40, 200)), int(rng.choice([0, 1, 2, 3, 5])), int(rng.integers(1, 60))
+        mode = ["ties", "gaussian", "parallel", "negative", "large"][trial % 5]
+        vectors = rng.normal(size=(songs, rank)) * (1 / np.arange(1, songs + 1) ** 0.5)[rng.permutation(songs)][:, None]
+        features = rng.normal(size=(users, rank)) + (2 * np.eye(rank)[0] if rank else 0)
+        offsets = np.zeros(songs)
+        if mode == "ties":
+            vectors, features, offsets = np.round(vectors * 3), np.round(features * 3), np.round(rng.normal(size=songs))
+        if mode == "negative":
+            offsets = -np.abs(rng.normal(size=songs)) * 3
+        if mode == "large" or rank == 0:
+            offsets = rng.integers(0, 20, size=songs).astype(float)
+        if mode == "parallel" and rank:
+            for song in rng.choice(songs, 10, replace=False):
+                vectors[song] = features[rng.integers(users)] / np.linalg.norm(features[0]) * 0.3
+        seen = [None if rng.random() < 0.2 else rng.choice(songs + 5, size=rng.integers(0, songs // 2), replace=False)
+                for _ in range(users)]
+        batch = pd.DataFrame({C.USER_INDEX: np.arange(users, dtype=np.int32), "features": list(features),
+                              "offset": rng.normal(size=users), recommend.SEEN: seen})
+        catalogue = (np.sort(rng.choice(songs * 3, songs, replace=False)).astype(np.int64), vectors, offsets)
+        for n in (1, 3, 16, 40):
+            lists = {}
+            for prune in (False, True):
+                monkeypatch.setattr(recommend, "HEAD_SONGS", 16)
+                monkeypatch.setattr(recommend, "PRUNE_FROM_SONGS", 32 if prune else 10**9)
+                counted.clear()
+                frames = list(recommend._score_batches([batch], recommend.song_arrays(*catalogue), n, 16 * 7))
+                lists[prune] = pd.concat(frames)[[C.USER_INDEX, C.ITEM_INDEX, "rank"]].values.tolist() if frames else []
+            fully_scored += sum(counted)
+            settled += users - sum(counted)
+            assert lists[True] == lists[False], (trial, mode, rank, n)
+    assert settled > fully_scored / 10, (settled, fully_scored)  # the pruned path did run
+
+
+def test_seen_cells_of_any_rows():
+    """Each row's seen songs as positions, for any subset of rows in any order: songs without
+    factors (position -1) or beyond the catalogue have no cell; None and empty lists have none."""
+    rng = np.random.default_rng(7)
+    position_of = rng.permutation(50)
+    position_of[rng.choice(50, 8, replace=False)] = -1  # songs the model has no factors for
+    for trial in range(50):
+        lists = [None if rng.random() < 0.2 else rng.choice(60, size=rng.integers(0, 12), replace=False) for _ in range(15)]
+        seen = recommend._seen_cells(lists, position_of, len(lists))
+        rows = rng.permutation(15)[: rng.integers(0, 16)]
+        local, positions = seen.cells(rows)
+        expected = [(i, int(position_of[item])) for i, row in enumerate(rows) for item in (lists[row] if lists[row] is not None else [])
+                    if item < 50 and position_of[item] >= 0]
+        assert sorted(zip(local.tolist(), positions.tolist())) == sorted(expected), trial
