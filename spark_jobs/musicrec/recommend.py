@@ -150,8 +150,8 @@ PRUNE_FROM_SONGS = 4 * HEAD_SONGS
 # song it rules out could not have ranked.
 BOUND_MARGIN = 1e-4
 # When the head has settled fewer than this share of a batch's users so far, pruning ends for the
-# batch: its cost (the head's share of the songs, for every user) is then no longer repaid. bench/top_n_scoring.py's
-# random users, whom no head settles, measure that worst case.
+# batch: its cost (the head's share of the songs, for every user) is then no longer repaid.
+# bench/top_n_scoring.py's random users, whom no head settles, measure that worst case.
 MIN_SETTLED_SHARE = 0.5
 
 
@@ -199,7 +199,7 @@ def _score_batches(batches, songs: Songs, n: int, chunk_scores: int):
         # Per batch, not per chunk: a chunk is a few dozen users, and pandas costs per call.
         user_vectors = np.ones((users, songs.factors_t.shape[0]), dtype=SCORE_DTYPE)  # the trailing 1 picks the song offsets
         user_vectors[:, :-1] = np.array(batch["features"].tolist(), dtype=SCORE_DTYPE).reshape(users, -1)
-        seen = _seen_cells(batch[SEEN], songs.position_of, users)
+        seen = _seen_cells(batch[SEEN], songs.position_of)
         best = np.empty((users, keep), dtype=np.int64)
         best_scores = np.empty((users, keep), dtype=SCORE_DTYPE)
         unsettled = np.arange(users)
@@ -320,14 +320,14 @@ class SeenCells(NamedTuple):
         return local, self.positions[index]
 
 
-def _seen_cells(seen_lists, position_of, row_count: int) -> SeenCells:
-    """The seen cells of each of `row_count` rows (lists of item indices, or None); a seen song the
-    model has no factors for has no cell."""
+def _seen_cells(seen_lists, position_of) -> SeenCells:
+    """The seen cells of each row (lists of item indices, or None); a seen song the model has no
+    factors for has no cell."""
     import numpy as np
 
     lengths = np.array([0 if items is None else len(items) for items in seen_lists], dtype=np.int64)
     if not lengths.any():
-        return SeenCells(np.zeros(row_count + 1, dtype=np.int64), np.zeros(0, dtype=np.int64))
+        return SeenCells(np.zeros(len(lengths) + 1, dtype=np.int64), np.zeros(0, dtype=np.int64))
     items = np.concatenate([np.asarray(items, dtype=np.int64) for items in seen_lists if items is not None and len(items)])
     # Filtering ~20M cells by mask costs a second; the common case (every seen song has factors) needs none.
     known = items < len(position_of)
@@ -335,7 +335,7 @@ def _seen_cells(seen_lists, position_of, row_count: int) -> SeenCells:
     scored = positions >= 0
     if scored.all():
         return SeenCells(np.concatenate([[0], np.cumsum(lengths)]), positions)
-    kept = np.bincount(np.repeat(np.arange(len(lengths)), lengths)[scored], minlength=row_count)
+    kept = np.bincount(np.repeat(np.arange(len(lengths)), lengths)[scored], minlength=len(lengths))
     return SeenCells(np.concatenate([[0], np.cumsum(kept)]), positions[scored])
 
 

@@ -40,7 +40,7 @@ def extra_conf(text: str | None) -> dict[str, str]:
 DRIVER_JAVA_OPTIONS_ENV = "MUSICREC_DRIVER_JAVA_OPTIONS"  # fixes the driver's JVM options, whatever the size
 DRIVER_MEMORY_ENV = "MUSICREC_DRIVER_MEMORY"
 SHUFFLE_PARTITIONS_ENV = "MUSICREC_SHUFFLE_PARTITIONS"
-# A single-driver JVM: the serial collector (from LARGE_DATA_ROWS the parallel one). On small data, C1-only JIT starts faster; from
+# A single-driver JVM: the serial collector. On small data, C1-only JIT starts faster; from
 # SMALL_DATA_ROWS on, C2's compiled code wins (bench/ on 2 cores: at 57k ratings C1 saves ~2 s per
 # job; at 1M an ALS fit takes 27 s under C1 and 13 s with C2). From LARGE_DATA_ROWS on, the
 # parallel collector: its pauses use every core, and 25M plays' train step took 129.9 and 132.6 s

@@ -398,7 +398,7 @@ def test_seen_cells_of_any_rows():
     position_of[rng.choice(50, 8, replace=False)] = -1  # songs the model has no factors for
     for trial in range(50):
         lists = [None if rng.random() < 0.2 else rng.choice(60, size=rng.integers(0, 12), replace=False) for _ in range(15)]
-        seen = recommend._seen_cells(lists, position_of, len(lists))
+        seen = recommend._seen_cells(lists, position_of)
         rows = rng.permutation(15)[: rng.integers(0, 16)]
         local, positions = seen.cells(rows)
         expected = [(i, int(position_of[item])) for i, row in enumerate(rows) for item in (lists[row] if lists[row] is not None else [])
