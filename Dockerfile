@@ -47,5 +47,7 @@ RUN pip install --no-cache-dir -r /opt/musicrec/requirements.txt -c /opt/musicre
 
 # Spark's classes pre-parsed for the driver JVM (spark_jobs/musicrec/jvm_archive.py): every
 # spark-submit starts ~5 s sooner. It lands beside the Python packages, where the jobs look for it.
-COPY --chown=airflow:0 spark_jobs/musicrec/__init__.py spark_jobs/musicrec/jvm_archive.py spark_jobs/musicrec/spark_config.py /tmp/musicrec-build/musicrec/
-RUN cd /tmp/musicrec-build && python -m musicrec.jvm_archive && rm -rf /tmp/musicrec-build
+# pyspark imported from its compiled files rather than Spark's zips of the same sources
+# (spark_jobs/musicrec/pyspark_bytecode.py): every Spark step starts ~1.3 s sooner.
+COPY --chown=airflow:0 spark_jobs/musicrec/__init__.py spark_jobs/musicrec/jvm_archive.py spark_jobs/musicrec/spark_config.py spark_jobs/musicrec/pyspark_bytecode.py /tmp/musicrec-build/musicrec/
+RUN cd /tmp/musicrec-build && python -m musicrec.pyspark_bytecode && python -m musicrec.jvm_archive && rm -rf /tmp/musicrec-build

@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV := $(CURDIR)/.venv
 BIN := $(VENV)/bin
 JVM_ARCHIVE := $(VENV)/share/musicrec/spark-driver.jsa
+PYSPARK_BYTECODE := $(VENV)/.pyspark-bytecode
 DATASET_URL ?=
 CONF ?= {"dataset_url": "$(DATASET_URL)"}
 
@@ -39,7 +40,7 @@ run: install check-java $(AIRFLOW_HOME)/airflow.db
 test: install check-java
 	$(BIN)/python -m pytest
 
-install: $(VENV)/.installed $(JVM_ARCHIVE)
+install: $(VENV)/.installed $(PYSPARK_BYTECODE) $(JVM_ARCHIVE)
 
 $(VENV)/.installed: requirements.txt requirements-test.txt constraints.txt
 	@# tarfile's extraction filters (safe extraction) arrived in 3.10.12 and 3.11.4.
@@ -49,6 +50,12 @@ $(VENV)/.installed: requirements.txt requirements-test.txt constraints.txt
 	$(BIN)/pip install --quiet -r requirements-test.txt -c constraints.txt
 	@# The Spark provider's pyspark-client overwrites part of pyspark's own files: put them back.
 	$(BIN)/pip install --quiet --force-reinstall --no-deps pyspark==4.3.0
+	touch $@
+
+# Every Python process of a spark-submit imports pyspark from its compiled files, not from Spark's
+# zips of the same sources (spark_jobs/musicrec/pyspark_bytecode.py): ~1.3 s less per Spark step.
+$(PYSPARK_BYTECODE): $(VENV)/.installed spark_jobs/musicrec/pyspark_bytecode.py
+	PYTHONPATH=spark_jobs $(BIN)/python -m musicrec.pyspark_bytecode
 	touch $@
 
 # Spark's classes pre-parsed for the driver JVM (spark_jobs/musicrec/jvm_archive.py): built once,
