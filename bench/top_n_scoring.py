@@ -5,11 +5,11 @@ per user, without Spark, on a model of a given shape.
     .venv/bin/python bench/top_n_scoring.py --songs 19000      # 5M plays' shape
     .venv/bin/python bench/top_n_scoring.py --aligned          # users and songs share a direction
 
-Random users (the default) are the worst case for top-N's head (recommend.HEAD_SONGS): it settles
+Random users (the default) are the worst case for top-N's head (top_n_scoring.HEAD_SONGS): it settles
 almost none of them, so every song is scored. ALS's factors share a popularity direction (users
 and popular songs point the same way, as with --aligned), where the head settles most users.
 
-Runs musicrec.recommend._score_batches (the code the Python workers run: matrix product, seen
+Runs musicrec.top_n_scoring.score_batches (the code the Python workers run: matrix product, seen
 songs masked, best 10 kept) on a synthetic model (rank 10, power-law song popularity, 5-300
 seen songs per user) for each setting, twice, and prints the second round: seconds per 1,000
 users and the ratio to the first setting (the code before: double precision, 20M scores a chunk).
@@ -35,7 +35,7 @@ def synthetic(songs: int, users: int, rank: int = 10, seed: int = 0, aligned: bo
     import pandas as pd
 
     from musicrec import columns as C
-    from musicrec.recommend import SEEN
+    from musicrec.top_n_scoring import SEEN
 
     rng = np.random.default_rng(seed)
     popularity = 1.0 / np.arange(1, songs + 1) ** 0.6  # position 0 most popular, as StringIndexer orders
@@ -66,16 +66,16 @@ def main() -> None:
 
     import numpy as np
 
-    from musicrec import recommend
+    from musicrec import top_n_scoring as scoring
 
     catalogue, batch = synthetic(args.songs, args.users, aligned=args.aligned)
     results = {}
     for round_ in range(2):  # the first round warms numpy and the caches up
         for dtype, chunk_scores in SETTINGS:
-            recommend.SCORE_DTYPE = dtype
-            songs = recommend.song_arrays(*catalogue)
+            scoring.SCORE_DTYPE = dtype
+            songs = scoring.song_arrays(*catalogue)
             started = time.perf_counter()
-            rows = sum(len(frame) for frame in recommend._score_batches([batch], songs, args.top_n, chunk_scores))
+            rows = sum(len(frame) for frame in scoring.score_batches([batch], songs, args.top_n, chunk_scores))
             seconds = time.perf_counter() - started
             assert rows == args.users * args.top_n, rows
             if round_:
