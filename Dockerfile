@@ -50,4 +50,4 @@ RUN pip install --no-cache-dir -r /opt/musicrec/requirements.txt -c /opt/musicre
 # pyspark imported from its compiled files rather than Spark's zips of the same sources
 # (spark_jobs/musicrec/pyspark_bytecode.py): every Spark step starts ~1.3 s sooner.
 COPY --chown=airflow:0 spark_jobs/musicrec/__init__.py spark_jobs/musicrec/jvm_archive.py spark_jobs/musicrec/spark_config.py spark_jobs/musicrec/pyspark_bytecode.py /tmp/musicrec-build/musicrec/
-RUN cd /tmp/musicrec-build && python -m musicrec.pyspark_bytecode && python -m musicrec.jvm_archive && rm -rf /tmp/musicrec-build
+RUN cd /tmp/musicrec-build && python -m musicrec.pyspark_bytecode --require && python -m musicrec.jvm_archive && rm -rf /tmp/musicrec-build

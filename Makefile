@@ -55,8 +55,8 @@ $(VENV)/.installed: requirements.txt requirements-test.txt constraints.txt
 # Every Python process of a spark-submit imports pyspark from its compiled files, not from Spark's
 # zips of the same sources (spark_jobs/musicrec/pyspark_bytecode.py): ~1.3 s less per Spark step.
 $(PYSPARK_BYTECODE): $(VENV)/.installed spark_jobs/musicrec/pyspark_bytecode.py
-	PYTHONPATH=spark_jobs $(BIN)/python -m musicrec.pyspark_bytecode
-	touch $@
+	@PYTHONPATH=spark_jobs $(BIN)/python -m musicrec.pyspark_bytecode --require && touch $@ \
+		|| echo "WARNING: pyspark is imported from Spark's zips (slower); make install tries again"
 
 # Spark's classes pre-parsed for the driver JVM (spark_jobs/musicrec/jvm_archive.py): built once,
 # ~1 min; every spark-submit then starts ~5 s sooner. Without Java, or if it fails, jobs run without it.
