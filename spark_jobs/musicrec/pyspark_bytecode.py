@@ -60,10 +60,11 @@ def drop_spark_zips(site_packages: str, expected_fingerprint: str) -> None:
     """What the .pth file runs at start-up: remove pip's pyspark's own zips from sys.path, unless
     the pyspark or py4j installation changed since the check (then nothing is touched)."""
     try:
-        if fingerprint(site_packages) != expected_fingerprint:
-            return
         lib = spark_zip_dir(site_packages)
-        sys.path[:] = [p for p in sys.path if not (p.endswith(".zip") and os.path.realpath(os.path.dirname(p)) == lib)]
+        zips = {p for p in sys.path if p.endswith(".zip") and os.path.realpath(os.path.dirname(p)) == lib}
+        # Most processes (Airflow's, the tests') have no Spark zip on their path: they skip pip's records.
+        if zips and fingerprint(site_packages) == expected_fingerprint:
+            sys.path[:] = [p for p in sys.path if p not in zips]
     except Exception:  # never stop a Python process from starting
         return
 
