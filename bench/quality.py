@@ -38,7 +38,7 @@ def prepared(spark, archive: Path):
     fmt, base = detect_format(folder)
     raw, items = fmt.read_interactions(spark, base, {}), fmt.read_items(spark, base, {})
     data = prepare(raw, items, fmt.feedback, fmt.rating_range)
-    return add_indices(data.interactions).interactions.cache(), fmt
+    return add_indices(data.rows, sum_plays=data.sum_plays).interactions.cache(), fmt
 
 
 def explicit(spark, archive: Path, split: str, fraction: float, seeds: list[int], params: dict) -> dict:

@@ -7,7 +7,7 @@ from musicrec import job
 from musicrec.datasets import detect_format
 from musicrec.errors import PipelineError
 from musicrec.paths import staged_dir
-from musicrec.prepare import add_indices, check_usable, prepare
+from musicrec.prepare import add_indices, check_enough, check_rejects, prepare, write_interactions
 from musicrec.spark_config import get_spark
 
 
@@ -24,10 +24,11 @@ def work(args):
     # Rejects are written first: they matter most when the check below fails the run.
     with staged_dir(run_dir / "preprocess_rejects") as rejects_dir:
         prepared.rejects.write.parquet(str(rejects_dir / "rejects"))
-    check_usable(prepared, args.max_reject_share, source=str(base))
-    indexed = add_indices(prepared.interactions)
+    check_rejects(prepared, args.max_reject_share, source=str(base))
+    indexed = add_indices(prepared.rows, sum_plays=prepared.sum_plays)
     with staged_dir(run_dir / "preprocess") as out:
-        indexed.interactions.write.parquet(str(out / "interactions"))
+        prepared.counted_interactions = write_interactions(indexed, out / "interactions")
+        check_enough(prepared, source=str(base))  # nothing of the step is kept when it fails
         indexed.users.write.parquet(str(out / "user_ids"))
         indexed.songs.write.parquet(str(out / "song_ids"))
         prepared.items.write.parquet(str(out / "items"))

@@ -104,6 +104,23 @@ def test_indices_are_dense_and_keep_original_ids(spark, dataset_dir):
     assert sorted(songs) == sorted({(r[C.ITEM_ID], r[C.ITEM_INDEX]) for r in indexed}) and len(songs) == 3
 
 
+def test_play_counts_are_summed_on_the_indices_with_their_ids_joined_back(spark):
+    # A listen log: s1 three plays by ana; s2 one by ana, three by bo; s3 one each by bo and cy.
+    plays = [("ana", "s1", 1.0, 1), ("ana", "s1", 1.0, 3), ("ana", "s1", 2.0, 2), ("ana", "s2", 1.0, None),
+             ("bo", "s2", 1.0, 7), ("bo", "s2", 1.0, 9), ("bo", "s2", 1.0, 8), ("bo", "s3", 4.0, 4), ("cy", "s3", 1.0, 6)]
+    rows = spark.createDataFrame(plays, f"{C.USER_ID} string, {C.ITEM_ID} string, {C.RATING} double, {C.TIMESTAMP} long")
+    result = add_indices(rows, sum_plays=True)
+    written = [r.asDict() for r in result.interactions.collect()]
+    assert result.interactions.columns == [C.USER_ID, C.ITEM_ID, C.USER_INDEX, C.ITEM_INDEX, C.RATING, C.TIMESTAMP]
+    assert sorted((r[C.USER_ID], r[C.ITEM_ID], r[C.RATING], r[C.TIMESTAMP]) for r in written) == [
+        ("ana", "s1", 4.0, 3), ("ana", "s2", 1.0, None), ("bo", "s2", 3.0, 9), ("bo", "s3", 4.0, 4), ("cy", "s3", 1.0, 6)]
+    # Most rows first: ana and bo have 4 rows each (ties by ID), cy 1; s2 4 rows, s1 3, s3 2.
+    users, songs = dict(map(tuple, result.users.collect())), dict(map(tuple, result.songs.collect()))
+    assert users == {"ana": 0, "bo": 1, "cy": 2} and songs == {"s2": 0, "s1": 1, "s3": 2}
+    assert all((users[r[C.USER_ID]], songs[r[C.ITEM_ID]]) == (r[C.USER_INDEX], r[C.ITEM_INDEX]) for r in written)
+    assert (result.user_count, result.song_count, result.summed) == (3, 3, True)
+
+
 def test_reject_share_over_threshold_fails_with_reasons(spark, dataset_dir):
     prepared = run_prepare(spark, dataset_dir)
     with pytest.raises(PipelineError, match=r"8 of 12 rows \(66.7%\).*max_reject_share.*non_numeric_value: 3"):

@@ -32,37 +32,39 @@ def test_inside_the_block_an_aggregation_is_planned_in_one_phase(spark):
         assert "partial_sum" not in plan() and "sum(" in plan()
 
 
-def test_preprocess_sums_play_counts_inside_the_block_and_nothing_else(spark, monkeypatch):
-    from musicrec import prepare as prepare_module
+def test_play_counts_are_summed_inside_the_block_as_they_are_written_and_nothing_else(spark, tmp_path, monkeypatch):
+    from musicrec.prepare import add_indices, write_interactions
 
-    seen = []  # the setting when the sum is built, cached (planned) and counted (run)
-    summed = []
+    writer_class = type(spark.range(1).write)
+    original = writer_class.parquet
+    during = []  # the setting when each write is planned and run
 
-    def recording(kept):
-        seen.append(("build", spark.conf.get(KEY, None)))
-        summed.append(sum_repeated_plays(kept))
-        return summed[-1]
+    def watched(writer, path, *args, **kwargs):
+        during.append(spark.conf.get(KEY, None))
+        return original(writer, path, *args, **kwargs)
 
-    frame_class = type(spark.range(1))  # the classic DataFrame, which defines cache and count
-
-    def watched(name):
-        original = getattr(frame_class, name)
-
-        def call(frame, *args):
-            if summed and frame is summed[-1]:
-                seen.append((name, spark.conf.get(KEY, None)))
-            return original(frame, *args)
-        return call
-
-    monkeypatch.setattr(prepare_module, "sum_repeated_plays", recording)
-    for name in ("cache", "count"):
-        monkeypatch.setattr(frame_class, name, watched(name))
-    raw = spark.createDataFrame(
-        [("u1", "s1", "2", "10", None), ("u1", "s1", "3", "20", None), ("u2", "s1", "1", "5", None)],
-        f"{C.USER_ID} string, {C.ITEM_ID} string, {C.RATING} string, {C.TIMESTAMP} string, {C.RAW_LINE} string",
+    monkeypatch.setattr(writer_class, "parquet", watched)
+    rows = spark.createDataFrame(
+        [("u1", "s1", 2.0, 10), ("u1", "s1", 3.0, 20), ("u2", "s1", 1.0, 5)],
+        f"{C.USER_ID} string, {C.ITEM_ID} string, {C.RATING} double, {C.TIMESTAMP} long",
     )
-    items = spark.createDataFrame([("s1", "Song", "Artist")], f"{C.ITEM_ID} string, {C.TITLE} string, {C.ARTIST} string")
-    prepared = prepare_module.prepare(raw, items, "implicit", None)
-    assert seen == [("build", "true"), ("cache", "true"), ("count", "true")]
-    assert sorted((r[C.USER_ID], r[C.RATING]) for r in prepared.interactions.collect()) == [("u1", 5.0), ("u2", 1.0)]
+    assert write_interactions(add_indices(rows, sum_plays=True), tmp_path / "plays") == 2
+    assert write_interactions(add_indices(rows), tmp_path / "ratings") == 3  # not summed: ratings
+    assert [value in ("true",) for value in during] == [True, False]
     assert spark.conf.get(KEY, None) in (None, "false")
+    written = spark.read.parquet(str(tmp_path / "plays"))
+    assert sorted((r[C.USER_ID], r[C.RATING], r[C.TIMESTAMP]) for r in written.collect()) == [("u1", 5.0, 20), ("u2", 1.0, 5)]
+
+
+def test_id_columns_are_written_without_a_parquet_dictionary_and_values_with_one(spark, tmp_path):
+    import pyarrow.parquet as pq
+
+    rows = [(f"user-{i % 50}", f"song-{i % 70}", float(i % 5), i % 7) for i in range(2000)]
+    spark.createDataFrame(rows, f"{C.USER_ID} string, {C.ITEM_ID} string, {C.RATING} double, {C.USER_INDEX} int") \
+        .coalesce(1).write.parquet(str(tmp_path / "t"))
+    (part,) = (tmp_path / "t").glob("part-*.parquet")
+    group = pq.ParquetFile(part).metadata.row_group(0)
+    encodings = {group.column(i).path_in_schema: set(group.column(i).encodings) for i in range(group.num_columns)}
+    dictionary = {"PLAIN_DICTIONARY", "RLE_DICTIONARY"}
+    assert not encodings[C.USER_ID] & dictionary and not encodings[C.ITEM_ID] & dictionary, encodings
+    assert encodings[C.RATING] & dictionary and encodings[C.USER_INDEX] & dictionary, encodings
