@@ -144,7 +144,7 @@ def label_rows(raw, items, feedback: str, rating_range: tuple[float, float] | No
 def _label_repeats_and_unknown_songs(checked, items, feedback: str):
     """`checked` with the reasons that need other rows: `duplicate` for all but the latest
     explicit rating of a user and song, `unknown_song` for songs without a title; a row keeps the
-    reason it already has. Repeated plays stay: `prepare` sums them, so play counts need no
+    reason it already has. Repeated plays stay: `add_indices` sums them, so play counts need no
     window (bench/: at 5M ratings the window costs ~7.5 s of a 61 s step; 5M play counts without
     it: 65-68 s against 71-77 s)."""
     from pyspark.sql import Window
@@ -289,12 +289,6 @@ def prepare(raw, raw_items, feedback: str, rating_range) -> Prepared:
     )
     rows_read = rows_kept + sum(counts.values())
     return Prepared(kept, items, rejects, rows_read, rows_kept, dict(sorted(counts.items())), sum_plays=feedback == "implicit")
-
-
-def check_usable(prepared: Prepared, max_reject_share: float, source: str) -> None:
-    """`check_rejects`, then `check_enough`."""
-    check_rejects(prepared, max_reject_share, source)
-    check_enough(prepared, source)
 
 
 def _reasons(prepared: Prepared) -> str:

@@ -189,15 +189,19 @@ class ProgressReporter:
 
     def _scan(self, tracker, active_job_stages) -> None:
         """Look at stages created since the last scan, and recheck ALS stages not completed yet."""
+        newest = self._newest_stage(tracker)
         if self._next_stage is None:
-            self._next_stage = self._newest_stage(tracker) + 1
+            self._next_stage = newest + 1
         known = set(self._als_open)  # seen by an earlier scan, so their job was already listed
-        highest = max(active_job_stages, default=-1)
+        # Up to the newest job's stages, an id without info is a hole, not the end: past
+        # spark.ui.retainedStages (1000) the status store drops skipped stages first, new or old,
+        # and ALS's jobs skip many. Stopping at a hole stopped the count for good.
+        highest = max(max(active_job_stages, default=-1), newest)
         stage = self._next_stage
         while True:
             info = tracker.getStageInfo(stage)
             if info is None and stage > highest:
-                break  # past the newest stage (ids below `highest` may be gone from the store)
+                break  # past the newest stage
             if info is not None and ALS_HALF_STEP.match(info.name or ""):
                 self._als_open.add(stage)
             stage += 1

@@ -7,7 +7,7 @@ import pytest
 from musicrec import columns as C
 from musicrec.datasets import detect_format
 from musicrec.errors import PipelineError
-from musicrec.prepare import add_indices, check_usable, prepare
+from musicrec.prepare import add_indices, check_enough, check_rejects, prepare
 
 RATINGS = """userId,songId,rating,timestamp
 1,10,4.0,100
@@ -124,9 +124,9 @@ def test_play_counts_are_summed_on_the_indices_with_their_ids_joined_back(spark)
 def test_reject_share_over_threshold_fails_with_reasons(spark, dataset_dir):
     prepared = run_prepare(spark, dataset_dir)
     with pytest.raises(PipelineError, match=r"8 of 12 rows \(66.7%\).*max_reject_share.*non_numeric_value: 3"):
-        check_usable(prepared, 0.05, "my-data")
+        check_rejects(prepared, 0.05, "my-data")
     with pytest.raises(PipelineError, match="at least 10 are needed"):
-        check_usable(prepared, 1.0, "my-data")
+        check_enough(prepared, "my-data")
 
 
 def test_unknown_layout_is_a_clear_error(tmp_path):
@@ -219,4 +219,4 @@ def test_many_plays_of_few_songs_are_too_few_interactions(spark):
     prepared = prepare(raw_plays(spark, plays), songs_frame(spark, ["s0", "s1", "s2"]), "implicit", None)
     assert (prepared.rows_kept, prepared.plays_aggregated) == (12, 9)
     with pytest.raises(PipelineError, match=r"9 repeated plays summed.*giving 3 user-song interactions; at least 10"):
-        check_usable(prepared, 0.0, "plays")
+        check_enough(prepared, "plays")

@@ -8,6 +8,7 @@ import random
 import re
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -191,3 +192,46 @@ def test_every_takes_its_default_from_the_environment(monkeypatch):
     never = P.every(0, clock=clock)
     clock.now += 1e6
     assert not never()
+
+
+class _EvictingTracker:
+    """A status store past spark.ui.retainedStages: skipped stages are gone, even new ones."""
+
+    def __init__(self):
+        self.stages, self.jobs = {}, {}
+
+    def run_job(self, job, stages):
+        """`stages`: {stage id: name, or None for a skipped stage the store has dropped}."""
+        self.jobs[job] = list(stages)
+        for stage, name in stages.items():
+            if name is not None:
+                self.stages[stage] = SimpleNamespace(stageId=stage, name=name, numTasks=2, numCompletedTasks=2,
+                                                     numActiveTasks=0, numFailedTasks=0, currentAttemptId=0)
+
+    def getStageInfo(self, stage):
+        return self.stages.get(stage)
+
+    def getJobIdsForGroup(self, group):
+        return list(self.jobs)
+
+    def getActiveJobsIds(self):
+        return []
+
+    def getJobInfo(self, job):
+        return SimpleNamespace(stageIds=self.jobs[job]) if job in self.jobs else None
+
+    def getActiveStageIds(self):
+        return []
+
+
+def test_als_half_steps_are_counted_past_stages_the_status_store_dropped():
+    tracker = _EvictingTracker()
+    reporter = P.ProgressReporter(SimpleNamespace(statusTracker=lambda: tracker, _jsc=object()), "train", interval=1)
+    reporter._job_details = False
+    tracker.run_job(0, {0: "count at train.py:30", 1: "count at train.py:30"})
+    reporter.expect_als(2)
+    half_step = "flatMap at ALS.scala:1782"
+    tracker.run_job(1, {2: None, 3: None, 4: half_step, 5: None, 6: half_step})
+    tracker.run_job(2, {7: None, 8: None, 9: half_step, 10: None, 11: half_step})
+    line = reporter.report()
+    assert reporter.als_half_steps == 4 and line.endswith("ALS iterations done (4/4 half-steps)"), line
