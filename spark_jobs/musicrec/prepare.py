@@ -225,9 +225,9 @@ def add_indices(rows, sum_plays: bool = False) -> Indexed:
     return Indexed(indexed, users, songs, len(user_labels), len(song_labels), summed=sum_plays)
 
 
-def write_interactions(indexed: Indexed, path: Path) -> int:
-    """Write `indexed.interactions` as parquet at `path`; return how many rows it holds (from the
-    files' footers, not a second pass).
+def write_interactions(indexed: Indexed, path: Path) -> int | None:
+    """Write `indexed.interactions` as parquet at `path`. Summed play counts: return how many rows
+    were written (from the files' footers, not a second pass); else None (a row per kept row).
 
     Play counts are summed while this writes, without partial aggregation: a user and song is
     mostly one row already (play counts summed at the source), and merging rows before the
@@ -237,7 +237,7 @@ def write_interactions(indexed: Indexed, path: Path) -> int:
     spark = indexed.interactions.sparkSession
     with session_settings(spark, BYPASS_PARTIAL_AGGREGATION if indexed.summed else {}):
         indexed.interactions.write.parquet(str(path))
-    return spark.read.parquet(str(path)).count()
+    return spark.read.parquet(str(path)).count() if indexed.summed else None
 
 
 def _id_table(spark, labels, id_col: str, index_col: str):
