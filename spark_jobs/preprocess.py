@@ -7,7 +7,7 @@ from musicrec import job
 from musicrec.datasets import detect_format
 from musicrec.errors import PipelineError
 from musicrec.paths import staged_dir
-from musicrec.prepare import add_indices, check_enough, check_rejects, prepare, write_interactions
+from musicrec.prepare import MIN_ROWS, add_indices, check_enough, check_rejects, prepare, write_interactions
 from musicrec.spark_config import get_spark
 
 
@@ -21,14 +21,16 @@ def work(args):
     raw_items = fmt.read_items(spark, base, options)
     rating_range = fmt.rating_range if feedback == fmt.feedback else None
     prepared = prepare(raw, raw_items, feedback, rating_range)
-    # Rejects are written first: they matter most when the check below fails the run.
+    # Rejects are written first: they matter most when a check below fails the run.
     with staged_dir(run_dir / "preprocess_rejects") as rejects_dir:
         prepared.rejects.write.parquet(str(rejects_dir / "rejects"))
     check_rejects(prepared, args.max_reject_share, source=str(base))
+    if not prepared.sum_plays or prepared.rows_kept < MIN_ROWS:
+        check_enough(prepared, source=str(base))  # known already: no need to index first
     indexed = add_indices(prepared.rows, sum_plays=prepared.sum_plays)
     with staged_dir(run_dir / "preprocess") as out:
         prepared.counted_interactions = write_interactions(indexed, out / "interactions")
-        check_enough(prepared, source=str(base))  # nothing of the step is kept when it fails
+        check_enough(prepared, source=str(base))  # play counts summed: nothing of the step is kept when it fails
         indexed.users.write.parquet(str(out / "user_ids"))
         indexed.songs.write.parquet(str(out / "song_ids"))
         prepared.items.write.parquet(str(out / "items"))

@@ -43,3 +43,13 @@ def cached_rdd_ids(spark) -> set[int]:
     behind leaves no ID that was not there before; IDs can also go, when Spark's cleaner drops
     an RDD nobody references any more (ALS's factors), so compare sets, not counts."""
     return {info.id() for info in spark.sparkContext._jsc.sc().getRDDStorageInfo()}
+
+
+def job_module(name: str):
+    """A job script of spark_jobs/ (`spark_jobs/<name>.py`) as a module, to call its work()."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"{name}_job", Path(__file__).resolve().parents[1] / "spark_jobs" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -202,8 +202,11 @@ def add_indices(rows, sum_plays: bool = False) -> Indexed:
     indices, and the IDs joined back from the ID tables: a shuffle of integers, not of strings, and
     no cached copy of the summed rows to index afterwards. The step alone, alternating with the
     old order (sum on the IDs, cache, index): 25M play counts 87.2-91.3 s against 102.0-103.2 s,
-    5M 28.4-30.5 s against 31.1-31.3 s, a listen log of 5M plays of 1M pairs 24.1 against 24.5 s;
-    the tables written were the same. A user or song is ranked by its rows (plays, in a log).
+    5M 28.4-30.5 s against 31.1-31.3 s, a listen log of 5M plays of 1M pairs (five each) 24.1
+    against 24.5 s; the tables written were the same. A user or song is now ranked by its rows:
+    in a listen log, by plays rather than by distinct songs or listeners, so the indices of a log
+    can differ from a run before this change (the IDs, sums and recommendations do not depend on
+    them). The ID tables are broadcast as the indexer's own transform broadcasts its labels.
     """
     from pyspark.ml.feature import StringIndexer
     from pyspark.sql import functions as F
@@ -227,7 +230,8 @@ def add_indices(rows, sum_plays: bool = False) -> Indexed:
 
 def write_interactions(indexed: Indexed, path: Path) -> int | None:
     """Write `indexed.interactions` as parquet at `path`. Summed play counts: return how many rows
-    were written (from the files' footers, not a second pass); else None (a row per kept row).
+    were written (a job over the files' footers, not a scan of the data); else None (a row per
+    kept row).
 
     Play counts are summed while this writes, without partial aggregation: a user and song is
     mostly one row already (play counts summed at the source), and merging rows before the

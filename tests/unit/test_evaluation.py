@@ -3,7 +3,6 @@ and the implicit branch end to end on generated play counts."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from musicrec.evaluation import (
     evaluate_model, headline_of, ranking_sample, ranking_users_arg, relevance_threshold, relevant_rows, validation_score,
 )
 from musicrec.model import AlsParams, RecommenderModel, fit
-from support import FixedFactors, cached_rdd_ids
+from support import FixedFactors, cached_rdd_ids, job_module
 
 LOG2_3 = math.log2(3)
 
@@ -36,7 +35,7 @@ def test_relevant_rows_by_feedback(spark):
 
 
 def test_evaluate_job_reads_an_absent_rating_max_as_none():
-    job = _job("evaluate")
+    job = job_module("evaluate")
     assert [job.optional_number(text) for text in ("", " ", "None", "null", "5", "4.5")] == [None, None, None, None, 5.0, 4.5]
 
 
@@ -174,13 +173,6 @@ def spark_pairs(like, pairs):
     return like.sparkSession.createDataFrame(pairs, f"{C.USER_INDEX} int, {C.ITEM_INDEX} int")
 
 
-def _job(name):
-    spec = importlib.util.spec_from_file_location(f"{name}_job", Path(__file__).resolve().parents[2] / "spark_jobs" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize(
     "files, mapping, feedback, expected",
     [
@@ -202,5 +194,5 @@ def test_preprocess_records_the_rating_scale_for_evaluate(spark, tmp_path, files
         (tmp_path / "data" / name).write_text(text)
     args = Namespace(run_dir=str(tmp_path / "run"), dataset_dir=str(tmp_path / "data"), dataset_format="auto",
                      column_mapping=mapping, feedback=feedback, max_reject_share=0.05)
-    facts = _job("preprocess").work(args)
+    facts = job_module("preprocess").work(args)
     assert facts["rating_max"] == expected

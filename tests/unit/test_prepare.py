@@ -8,6 +8,7 @@ from musicrec import columns as C
 from musicrec.datasets import detect_format
 from musicrec.errors import PipelineError
 from musicrec.prepare import add_indices, check_enough, check_rejects, prepare
+from support import job_module
 
 RATINGS = """userId,songId,rating,timestamp
 1,10,4.0,100
@@ -220,3 +221,18 @@ def test_many_plays_of_few_songs_are_too_few_interactions(spark):
     assert (prepared.rows_kept, prepared.plays_aggregated) == (12, 9)
     with pytest.raises(PipelineError, match=r"9 repeated plays summed.*giving 3 user-song interactions; at least 10"):
         check_enough(prepared, "plays")
+
+
+def test_preprocess_refuses_too_few_summed_plays_and_keeps_nothing_of_its_tables(spark, tmp_path):
+    # 12 plays of 3 user-song pairs: enough rows, too few interactions once summed (known after the write).
+    from argparse import Namespace
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "log.csv").write_text("listener,track\n" + "".join(f"ana,t{i % 3}\n" for i in range(12)))
+    mapping = '{"file": "log.csv", "user": "listener", "item": "track", "feedback": "implicit"}'
+    args = Namespace(run_dir=str(tmp_path / "run"), dataset_dir=str(tmp_path / "data"), dataset_format="auto",
+                     column_mapping=mapping, feedback="auto", max_reject_share=0.05)
+    with pytest.raises(PipelineError, match=r"9 repeated plays summed.*giving 3 user-song interactions; at least 10"):
+        job_module("preprocess").work(args)
+    left = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert left == ["preprocess_rejects"], left  # no preprocess folder, no staging leftovers
