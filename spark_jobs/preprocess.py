@@ -29,8 +29,10 @@ def work(args):
         check_enough(prepared, source=str(base))  # known already: no need to index first
     indexed = add_indices(prepared.rows, sum_plays=prepared.sum_plays)
     with staged_dir(run_dir / "preprocess") as out:
-        prepared.counted_interactions = write_interactions(indexed, out / "interactions")
-        check_enough(prepared, source=str(base))  # play counts summed: nothing of the step is kept when it fails
+        written = write_interactions(indexed, out / "interactions")
+        if indexed.summed:  # only now is it known how many interactions the sums left
+            prepared.counted_interactions = written
+            check_enough(prepared, source=str(base))  # inside the staging: nothing of the step is kept
         indexed.users.write.parquet(str(out / "user_ids"))
         indexed.songs.write.parquet(str(out / "song_ids"))
         prepared.items.write.parquet(str(out / "items"))
