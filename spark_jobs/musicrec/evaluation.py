@@ -74,6 +74,18 @@ def ranking_sample(relevant, max_users: int | None):
     return relevant.filter(chosen), about
 
 
+def rows_of_ranked_users(train, relevant, sample: dict):
+    """The rows of `train` whose user is ranked: their seen songs are all the lists need (when
+    `ranking_sample` sampled; else `train` itself). At 25M plays (50k of 162k users ranked) the
+    evaluate step alone took 33.3 and 33.7 s so against 36.3 and 36.5 s grouping every user."""
+    from pyspark.sql import functions as F
+
+    if not sample.get("sampled"):
+        return train
+    ranked = F.broadcast(relevant.select(C.USER_INDEX).distinct())
+    return train.join(ranked, C.USER_INDEX, "left_semi").select(*train.columns)
+
+
 def headline_of(feedback: str, k: int) -> tuple[str, str]:
     """(headline metric, the baseline it is compared with)."""
     return ("rmse", "bias_baseline") if feedback == EXPLICIT else (f"ndcg_at_{k}", "popularity_baseline")
@@ -108,7 +120,7 @@ def evaluate_model(model, train, test, feedback: str, k: int, rating_max: float 
     relevant, metrics["ranking_sample"] = ranking_sample(every_relevant, ranking_users)
     relevant = relevant.cache()  # the same frame when not sampled; else built from every_relevant's cache
     popularity = song_popularity(train).cache()
-    seen = seen_songs(train).cache()  # grouped once for both lists
+    seen = seen_songs(rows_of_ranked_users(train, relevant, metrics["ranking_sample"])).cache()  # once for both lists
 
     def scored_lists(make_lists):  # the lists are made in the thread: in-driver top-N runs at once
         lists = make_lists().cache()
@@ -139,8 +151,9 @@ def validation_score(model, fit_split, validation, feedback: str, k: int, rating
     if feedback == EXPLICIT:
         return rating_errors_of(model.predict(validation), {"model": C.PREDICTION})["model"]["rmse"]
     known = validation.join(model.als.userFactors.selectExpr(f"id AS {C.USER_INDEX}"), C.USER_INDEX).cache()
-    relevant, _ = ranking_sample(known, ranking_users)
-    score = ranking_metrics(top_n_unseen(model, fit_split, k, users=relevant), relevant, k)[f"ndcg_at_{k}"]
+    relevant, sample = ranking_sample(known, ranking_users)
+    seen = rows_of_ranked_users(fit_split, relevant, sample)
+    score = ranking_metrics(top_n_unseen(model, seen, k, users=relevant), relevant, k)[f"ndcg_at_{k}"]
     known.unpersist()  # the cached frame, sampled or not: tuning scores up to 18 candidates in one session
     return score
 

@@ -12,7 +12,8 @@ import pytest
 from musicrec import columns as C
 from musicrec.errors import PipelineError
 from musicrec.evaluation import (
-    evaluate_model, headline_of, ranking_sample, ranking_users_arg, relevance_threshold, relevant_rows, validation_score,
+    evaluate_model, headline_of, ranking_sample, ranking_users_arg, relevance_threshold, relevant_rows, rows_of_ranked_users,
+    validation_score,
 )
 from musicrec.model import AlsParams, RecommenderModel, fit
 from support import FixedFactors, cached_rdd_ids, job_module
@@ -167,6 +168,21 @@ def test_the_ranking_sample_is_chosen_by_user_id_and_keeps_whole_users(spark):
     for everyone in (0, None, 2000, 5000):
         unchanged, about = ranking_sample(frame, everyone)
         assert unchanged is frame and not about["sampled"] and about["held_out_users"] == 2000
+
+
+def test_seen_songs_are_grouped_for_the_ranked_users_only_and_all_of_their_rows(spark):
+    schema = f"{C.USER_ID} string, {C.USER_INDEX} int, {C.ITEM_INDEX} int"
+    train = spark.createDataFrame([(f"listener-{n}", n, song) for n in range(2000) for song in range(n % 4 + 1)], schema)
+    held_out = spark.createDataFrame([(f"listener-{n}", n, 99) for n in range(0, 2000, 2)], schema)  # every other user
+    relevant, about = ranking_sample(held_out, 200)
+    ranked = {r[C.USER_INDEX] for r in relevant.select(C.USER_INDEX).distinct().collect()}
+    assert about["sampled"] and 100 <= len(ranked) <= 300
+    kept = rows_of_ranked_users(train, relevant, about)
+    got = sorted((r[C.USER_INDEX], r[C.ITEM_INDEX]) for r in kept.collect())
+    assert got == sorted((u, s) for u in ranked for s in range(u % 4 + 1))  # each ranked user's every row, nobody else's
+    assert kept.columns == train.columns
+    everyone, about = ranking_sample(held_out, 0)
+    assert rows_of_ranked_users(train, everyone, about) is train  # not sampled: nothing to cut
 
 
 def spark_pairs(like, pairs):
