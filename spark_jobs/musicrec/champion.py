@@ -229,10 +229,11 @@ def compare(spark, root: Path, key: str, run_id: str, split: dict[str, Any], mod
             f"this run's is {logical_date}: a run of an older date (a backfill) is scored and recorded, and never "
             "replaces a newer model",
         }
+    # Cached here unless the caller cached it (then the cache is the caller's to drop): evaluate
+    # passes its test split uncached, as its metrics cache only the indices and values, and this
+    # needs the IDs too.
     fair, why = fair_rows(record, split, test)
-    # Often `test` itself: then it is the caller's to cache and uncache (evaluate's metrics may be
-    # reading it at the same time, musicrec.side_by_side).
-    owned = fair is not test
+    owned = not fair.is_cached
     if owned:
         fair = fair.cache()
     rows = fair.count()

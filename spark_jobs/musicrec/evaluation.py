@@ -50,14 +50,15 @@ def relevant_rows(test, feedback: str, threshold: float | None = None):
     return test
 
 
-def ranking_sample(relevant, max_users: int | None):
+def ranking_sample(relevant, max_users: int | None, user_ids=None):
     """(the rows of `relevant` whose users are in the ranking sample, what the sample is).
 
-    Users are drawn by a fixed hash of their ID (user_id when the frame has it, not tonight's
-    indices): the cut-off scales with the number of users, so a user drawn at one cut-off is drawn
-    at every higher one, and nights on similar data rank mostly the same users. About `max_users`
-    of them; all when there are no more than that or `max_users` is 0/None. Counting the users is
-    one job over `relevant` (cache it first).
+    Users are drawn by a fixed hash of their ID (user_id, not tonight's indices: from the frame
+    when it has the column, else from `user_ids`, preprocess's user_id, user_index table): the
+    cut-off scales with the number of users, so a user drawn at one cut-off is drawn at every
+    higher one, and nights on similar data rank mostly the same users. About `max_users` of them;
+    all when there are no more than that or `max_users` is 0/None. Counting the users is one job
+    over `relevant` (cache it first).
     """
     import math
 
@@ -67,11 +68,14 @@ def ranking_sample(relevant, max_users: int | None):
     about = {"held_out_users": users, "max_users": max_users or None, "sampled": False}
     if not max_users or users <= max_users:
         return relevant, about
-    key = C.USER_ID if C.USER_ID in relevant.columns else C.USER_INDEX
+    key = C.USER_ID if C.USER_ID in relevant.columns or user_ids is not None else C.USER_INDEX
     below = math.ceil(HASH_BUCKETS * max_users / users)
     chosen = F.pmod(F.xxhash64(F.col(key).cast("string")), F.lit(HASH_BUCKETS)) < below
     about.update(sampled=True, chosen_by=f"pmod(xxhash64({key}), {HASH_BUCKETS}) < {below}")
-    return relevant.filter(chosen), about
+    if key in relevant.columns:
+        return relevant.filter(chosen), about
+    drawn = F.broadcast(user_ids.filter(chosen).select(C.USER_INDEX))  # about max_users rows
+    return relevant.join(drawn, C.USER_INDEX, "left_semi"), about
 
 
 def rows_of_ranked_users(train, relevant, sample: dict):
@@ -92,9 +96,10 @@ def headline_of(feedback: str, k: int) -> tuple[str, str]:
 
 
 def evaluate_model(model, train, test, feedback: str, k: int, rating_max: float | None = None, details: bool = False,
-                   ranking_users: int | None = RANKING_USERS, together: bool = False) -> dict:
+                   ranking_users: int | None = RANKING_USERS, together: bool = False, user_ids=None) -> dict:
     """Every metric of the evaluate step, as written to metrics.json. Ranking metrics, coverage
-    and the plots are over at most about `ranking_users` held-out users (`ranking_sample`).
+    and the plots are over at most about `ranking_users` held-out users (`ranking_sample`, which
+    draws them by user_id: from `test`, or from `user_ids` when `test` has only the indices).
 
     With `details`, also "_plots": small plain-Python samples for the report (musicrec.report).
     With `together`, the model's lists and the popularity baseline's are computed and scored at
@@ -117,7 +122,7 @@ def evaluate_model(model, train, test, feedback: str, k: int, rating_max: float 
         metrics["relevance"] = {"threshold": threshold, "based_on": basis}
     relevant = relevant_rows(test, feedback, threshold)
     every_relevant = relevant.join(model.als.userFactors.selectExpr(f"id AS {C.USER_INDEX}"), C.USER_INDEX).cache()
-    relevant, metrics["ranking_sample"] = ranking_sample(every_relevant, ranking_users)
+    relevant, metrics["ranking_sample"] = ranking_sample(every_relevant, ranking_users, user_ids)
     relevant = relevant.cache()  # the same frame when not sampled; else built from every_relevant's cache
     popularity = song_popularity(train).cache()
     seen = seen_songs(rows_of_ranked_users(train, relevant, metrics["ranking_sample"])).cache()  # once for both lists

@@ -164,6 +164,12 @@ def test_the_ranking_sample_is_chosen_by_user_id_and_keeps_whole_users(spark):
     assert {row["count"] for row in chosen} == {3}  # every row of a chosen user
     again, _ = ranking_sample(other_night, 500)
     assert {r[C.USER_ID] for r in again.select(C.USER_ID).distinct().collect()} == {r[C.USER_ID] for r in chosen}
+    # Indices only (evaluate's cached splits): the same users, by user_id from the ID table, whole.
+    ids = other_night.select(C.USER_ID, C.USER_INDEX).distinct()
+    by_table, about = ranking_sample(other_night.drop(C.USER_ID), 500, user_ids=ids)
+    assert about["sampled"] and by_table.columns == [C.USER_INDEX, C.ITEM_INDEX] and by_table.count() == 3 * len(chosen)
+    assert {r[C.USER_ID] for r in by_table.join(ids, C.USER_INDEX).select(C.USER_ID).distinct().collect()} == {
+        r[C.USER_ID] for r in chosen}
 
     for everyone in (0, None, 2000, 5000):
         unchanged, about = ranking_sample(frame, everyone)
