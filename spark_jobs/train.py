@@ -13,13 +13,11 @@ from musicrec.evaluation import RANKING_USERS, headline_of, ranking_users_arg, v
 from musicrec.model import AlsParams, fit
 from musicrec.paths import staged_dir
 from musicrec.spark_config import get_spark
-from musicrec.splits import DEFAULT_SPLIT, SPLITS, validation_split, write_split
+from musicrec.splits import DEFAULT_SPLIT, SPLITS, newest_timestamp, validation_split, write_split
 from musicrec.tuning import VALIDATION_FRACTION, chosen_params, search
 
 
 def work(args):
-    from pyspark.sql import functions as F
-
     run_dir = Path(args.run_dir)
     spark = get_spark("musicrec-train")
     interactions = spark.read.parquet(args.interactions)
@@ -32,9 +30,13 @@ def work(args):
     with staged_dir(run_dir / "train") as out:
         train_dir, test_dir = write_split(interactions, args.split, args.test_fraction, args.seed, out)
         train, test = spark.read.parquet(str(train_dir)), spark.read.parquet(str(test_dir))
-        if not args.tune:  # the validation split hashes the string IDs; the fit needs none of them
-            train = train.select(C.USER_INDEX, C.ITEM_INDEX, C.RATING, C.TIMESTAMP)
-        train = train.cache()
+        if args.tune:  # many fits: cached, with the string IDs the validation split hashes
+            train = train.cache()
+        else:
+            # One fit reads the files once: uncached, with the counts from the files' footers and
+            # the newest timestamp from their statistics, the step alone took 81.5 and 84.8 s
+            # against 90.4 and 96.3 s at 25M plays (the same models, to the bit).
+            train = train.select(C.USER_INDEX, C.ITEM_INDEX, C.RATING)
         train_rows, test_rows = train.count(), test.count()
         if train_rows == 0 or test_rows == 0:
             raise PipelineError(
@@ -52,7 +54,7 @@ def work(args):
             fits["refit"] = lambda: fit(interactions, params, checkpoints).save(out / "model")
         _, fit_seconds = side_by_side.run_timed(fits, together=side_by_side.pays_off(train_rows + test_rows))
         seconds.update(fit_seconds)
-        newest = train.agg(F.max("timestamp")).first()[0]
+        newest = newest_timestamp(train_dir)
     shutil.rmtree(checkpoints, ignore_errors=True)
     final = run_dir / "train"
     return {

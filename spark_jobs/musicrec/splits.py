@@ -67,6 +67,24 @@ def write_split(interactions, kind: str, fraction: float, seed: int, folder: Pat
     return folder / TRAIN, folder / TEST
 
 
+def newest_timestamp(folder: Path):
+    """The latest timestamp in the parquet files under `folder` (None when none has one), from
+    the files' footers: the row groups' statistics, not a scan of the rows."""
+    import pyarrow.parquet as pq
+
+    newest = None
+    for part in sorted(Path(folder).glob("*.parquet")):
+        metadata = pq.read_metadata(part)
+        column = metadata.schema.to_arrow_schema().get_field_index(C.TIMESTAMP)
+        if column < 0:
+            continue
+        for group in range(metadata.num_row_groups):
+            stats = metadata.row_group(group).column(column).statistics
+            if stats is not None and stats.has_min_max and (newest is None or stats.max > newest):
+                newest = stats.max
+    return newest
+
+
 def with_side(interactions, kind: str, fraction: float, seed: int):
     """`interactions` with SIDE: TRAIN or TEST, by `kind`."""
     check_fraction(fraction)

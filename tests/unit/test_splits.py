@@ -143,3 +143,18 @@ def test_a_side_without_rows_is_written_as_an_empty_table(spark, tmp_path):
     _, test_dir = write_split(df, "stratified", 0.2, 1, tmp_path)
     empty = spark.read.parquet(str(test_dir))
     assert empty.count() == 0 and empty.columns == df.columns
+
+
+def test_the_newest_timestamp_is_read_from_the_written_files_footers(spark, tmp_path):
+    # Several files, nulls among the timestamps, the newest in no particular file: train reads
+    # train_max_timestamp (the champion's fair rows start after it) from the footers, not a scan.
+    rows = [(f"u{u}", f"s{s}", 1.0, None if (u + s) % 3 == 0 else 10_000 - (u * 37 + s * 11) % 997)
+            for u in range(20) for s in range(15)]
+    df = frame(spark, rows, 4)
+    train_dir, test_dir = write_split(df, "random", 0.3, 5, tmp_path / "split")
+    assert len(list(train_dir.glob("*.parquet"))) > 1
+    for written in (train_dir, test_dir):
+        expected = spark.read.parquet(str(written)).agg({C.TIMESTAMP: "max"}).first()[0]
+        assert expected is not None and splits.newest_timestamp(written) == expected
+    no_times = write_split(frame(spark, [(f"u{u}", "s", 1.0, None) for u in range(6)], 2), "random", 0.5, 1, tmp_path / "none")
+    assert [splits.newest_timestamp(side) for side in no_times] == [None, None]
