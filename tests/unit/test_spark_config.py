@@ -69,3 +69,32 @@ def test_id_columns_are_written_without_a_parquet_dictionary_and_values_with_one
     dictionary = {"PLAIN_DICTIONARY", "RLE_DICTIONARY"}
     assert not encodings[C.USER_ID] & dictionary and not encodings[C.ITEM_ID] & dictionary, encodings
     assert encodings[C.RATING] & dictionary and encodings[C.USER_INDEX] & dictionary, encodings
+
+
+def test_the_labeled_rows_are_cached_uncompressed_and_the_setting_is_restored(spark, monkeypatch):
+    # Spark's columnar compression made preprocess's labeling cache 5 s slower to build at 25M
+    # play counts; the setting must hold while the counts build the cache, and only then.
+    from musicrec.prepare import prepare
+    from musicrec.spark_config import UNCOMPRESSED_CACHE
+
+    (key, value), = UNCOMPRESSED_CACHE.items()
+    frame_class = type(spark.range(1))
+    original = frame_class.collect
+    during = []  # the setting at each collect
+
+    def watched(frame, *args, **kwargs):
+        during.append(spark.conf.get(key, None))
+        return original(frame, *args, **kwargs)
+
+    monkeypatch.setattr(frame_class, "collect", watched)
+    raw = spark.createDataFrame(
+        [("u1", "s1", "2", "10", None), ("u2", "s1", "two", "5", None), ("u2", "s1", "3", "7", None)],
+        f"{C.USER_ID} string, {C.ITEM_ID} string, {C.RATING} string, {C.TIMESTAMP} string, {C.RAW_LINE} string",
+    )
+    items = spark.createDataFrame([("s1", "A Song", "A Band")], f"{C.ITEM_ID} string, {C.TITLE} string, {C.ARTIST} string")
+    prepared = prepare(raw, items, "implicit", None)
+    assert during[:1] == [value]  # the counts by reason: the collect that builds the cache
+    assert spark.conf.get(key, None) in (None, "true")
+    assert (prepared.rows_kept, prepared.rejected_by_reason) == (2, {"non_numeric_value": 1})
+    monkeypatch.undo()
+    assert sorted(r[C.RATING] for r in prepared.rows.collect()) == [2.0, 3.0]
