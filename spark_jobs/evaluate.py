@@ -40,7 +40,8 @@ def work(args):
     train_all, test_all = spark.read.parquet(args.train), spark.read.parquet(args.test)
     train = train_all.select(C.USER_INDEX, C.ITEM_INDEX, C.RATING).cache()
     test = test_all.select(C.USER_INDEX, C.ITEM_INDEX, C.RATING).cache()
-    user_ids = spark.read.parquet(args.dataset["user_ids_path"]) if args.dataset.get("user_ids_path") else None
+    user_ids = (spark.read.parquet(args.dataset["user_ids_path"]) if args.dataset.get("user_ids_path")
+                else test_all.select(C.USER_ID, C.USER_INDEX).distinct())  # a run from before the ID tables
     key = champion.dataset_key(args.download["dataset_url_template"], args.dataset["dataset_format"], args.feedback)
     split = args.training.get("split", {})
     rows = [args.training.get(name) for name in ("train_rows", "test_rows")]

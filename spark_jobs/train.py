@@ -10,7 +10,7 @@ from musicrec import columns as C
 from musicrec import job, side_by_side
 from musicrec.errors import PipelineError
 from musicrec.evaluation import RANKING_USERS, headline_of, ranking_users_arg, validation_score
-from musicrec.model import AlsParams, fit
+from musicrec.model import EXPLICIT, AlsParams, fit
 from musicrec.paths import staged_dir
 from musicrec.spark_config import get_spark
 from musicrec.splits import DEFAULT_SPLIT, SPLITS, newest_timestamp, validation_split, write_split
@@ -33,10 +33,13 @@ def work(args):
         if args.tune:  # many fits: cached, with the string IDs the validation split hashes
             train = train.cache()
         else:
-            # One fit reads the files once: uncached, with the counts from the files' footers and
-            # the newest timestamp from their statistics, the step alone took 81.5 and 84.8 s
-            # against 90.4 and 96.3 s at 25M plays (the same models, to the bit).
+            # One fit of play counts reads the files once: uncached, with the counts from the
+            # files' footers and the newest timestamp from their statistics, the step alone took
+            # 81.5 and 84.8 s against 90.4 and 96.3 s at 25M plays (the same models, to the bit).
+            # Ratings stay cached: their biases and residuals read the split four times.
             train = train.select(C.USER_INDEX, C.ITEM_INDEX, C.RATING)
+            if args.feedback == EXPLICIT:
+                train = train.cache()
         train_rows, test_rows = train.count(), test.count()
         if train_rows == 0 or test_rows == 0:
             raise PipelineError(

@@ -231,11 +231,14 @@ def compare(spark, root: Path, key: str, run_id: str, split: dict[str, Any], mod
         }
     # Cached here unless the caller cached it (then the cache is the caller's to drop): evaluate
     # passes its test split uncached, as its metrics cache only the indices and values, and this
-    # needs the IDs too.
+    # needs the IDs too. The columns the scoring reads are cached, not the split as read: the
+    # metrics' plans (running beside this on small data) read the same files, and caching or
+    # dropping the files' own plan (or all of its columns, the same plan to Spark) would make
+    # Spark swap it into theirs or recompile them.
     fair, why = fair_rows(record, split, test)
     owned = not fair.is_cached
     if owned:
-        fair = fair.cache()
+        fair = fair.select(C.USER_ID, C.ITEM_ID, C.USER_INDEX, C.ITEM_INDEX, C.RATING).cache()
     rows = fair.count()
     if rows < MIN_FAIR_ROWS:
         if owned:

@@ -75,8 +75,8 @@ def newest_timestamp(folder: Path):
     newest = None
     for part in sorted(Path(folder).glob("*.parquet")):
         metadata = pq.read_metadata(part)
-        column = metadata.schema.to_arrow_schema().get_field_index(C.TIMESTAMP)
-        if column < 0:
+        column = next((i for i in range(metadata.num_columns) if metadata.schema.column(i).path == C.TIMESTAMP), None)
+        if column is None:
             continue
         for group in range(metadata.num_row_groups):
             stats = metadata.row_group(group).column(column).statistics

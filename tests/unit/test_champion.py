@@ -74,6 +74,14 @@ def test_the_champion_under_tonights_indices_scores_what_it_scores_itself(spark,
     # reading it at the same time (musicrec.side_by_side).
     assert test2.is_cached
     assert got["model_score"] == pytest.approx(got["champion_score"], rel=1e-5)
+    # Given its test split uncached (evaluate's way: its metrics cache only indices and values),
+    # it caches the rows itself, scores the same, and leaves nothing cached behind.
+    cached = cached_rdd_ids(spark)
+    uncached = champion.compare(spark, tmp_path, key, "night-2", SPLIT, model, train2,
+                                split_interactions(tonight, SPLIT["kind"], SPLIT["test_fraction"], SPLIT["seed"])[1],
+                                feedback, 5)
+    assert cached_rdd_ids(spark) <= cached
+    assert (uncached["model_score"], uncached["champion_score"]) == pytest.approx((got["model_score"], got["champion_score"]))
     if implicit:
         assert got["users"] > 5 and got["model_score"] > 0.1
         # ...and what tonight's model scores is its NDCG by definition: its lists exclude every song

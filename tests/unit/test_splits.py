@@ -158,3 +158,6 @@ def test_the_newest_timestamp_is_read_from_the_written_files_footers(spark, tmp_
         assert expected is not None and splits.newest_timestamp(written) == expected
     no_times = write_split(frame(spark, [(f"u{u}", "s", 1.0, None) for u in range(6)], 2), "random", 0.5, 1, tmp_path / "none")
     assert [splits.newest_timestamp(side) for side in no_times] == [None, None]
+    # An empty side (one interaction per user: stratified holds none out) has no row group.
+    one_each = write_split(frame(spark, [(f"u{u}", "s", 1.0, u) for u in range(5)]), "stratified", 0.2, 1, tmp_path / "one")
+    assert [splits.newest_timestamp(side) for side in one_each] == [4, None]
