@@ -141,7 +141,7 @@ def score_on_same_rows(spark, champion: dict[str, Any], champion_model, model, t
     """
     from pyspark.sql import functions as F
 
-    from musicrec.evaluation import EXPLICIT, ranking_sample, relevant_rows
+    from musicrec.evaluation import EXPLICIT, ranking_sample, relevant_rows, rows_of_users
     from musicrec.metrics import ranking_metrics, rating_errors_of
     from musicrec.recommend import top_n_unseen
 
@@ -167,11 +167,7 @@ def score_on_same_rows(spark, champion: dict[str, Any], champion_model, model, t
         return {"metric": f"ndcg_at_{k}", "model": math.nan, "champion": math.nan, "rows": 0, "users": 0, "ranking_sample": sample}
     # Only the ranked users' training rows matter (their seen songs): mapping every training row
     # into the champion's indices joined all of them on their string IDs (25M plays: ~20 s).
-    seen = (
-        train.select(C.USER_ID, C.ITEM_ID, C.USER_INDEX, C.ITEM_INDEX)
-        .join(F.broadcast(relevant.select(C.USER_INDEX).distinct()), C.USER_INDEX, "left_semi")
-        .cache()
-    )
+    seen = rows_of_users(train.select(C.USER_ID, C.ITEM_ID, C.USER_INDEX, C.ITEM_INDEX), relevant).cache()
     ours = top_n_unseen(model, seen, k, users=relevant)
     theirs_space = in_champion_space(spark, champion, relevant.select(C.USER_ID, C.ITEM_ID))
     theirs = top_n_unseen(champion_model, in_champion_space(spark, champion, seen), k, users=theirs_space)

@@ -68,27 +68,30 @@ def ranking_sample(relevant, max_users: int | None, user_ids=None):
     about = {"held_out_users": users, "max_users": max_users or None, "sampled": False}
     if not max_users or users <= max_users:
         return relevant, about
-    key = C.USER_ID if C.USER_ID in relevant.columns or user_ids is not None else C.USER_INDEX
+    by_id_table = C.USER_ID not in relevant.columns and user_ids is not None
+    key = C.USER_ID if C.USER_ID in relevant.columns or by_id_table else C.USER_INDEX
     below = math.ceil(HASH_BUCKETS * max_users / users)
     chosen = F.pmod(F.xxhash64(F.col(key).cast("string")), F.lit(HASH_BUCKETS)) < below
     about.update(sampled=True, chosen_by=f"pmod(xxhash64({key}), {HASH_BUCKETS}) < {below}")
-    if key in relevant.columns:
-        return relevant.filter(chosen), about
-    # The same share of every user in the table: max_users x (all users / held-out users) rows.
-    drawn = F.broadcast(user_ids.filter(chosen).select(C.USER_INDEX))
-    return relevant.join(drawn, C.USER_INDEX, "left_semi"), about
+    if by_id_table:  # the same share of every user in the table: max_users x all / held-out users
+        return rows_of_users(relevant, user_ids.filter(chosen)), about
+    return relevant.filter(chosen), about
+
+
+def rows_of_users(frame, users):
+    """The rows of `frame` whose user_index is among those of `users` (a small frame: broadcast),
+    in `frame`'s columns."""
+    from pyspark.sql import functions as F
+
+    chosen = F.broadcast(users.select(C.USER_INDEX).distinct())
+    return frame.join(chosen, C.USER_INDEX, "left_semi").select(*frame.columns)
 
 
 def rows_of_ranked_users(train, relevant, sample: dict):
     """The rows of `train` whose user is ranked: their seen songs are all the lists need (when
     `ranking_sample` sampled; else `train` itself). At 25M plays (50k of 162k users ranked) the
     evaluate step alone took 33.3 and 33.7 s, against 36.3 and 36.5 s grouping every user's."""
-    from pyspark.sql import functions as F
-
-    if not sample.get("sampled"):
-        return train
-    ranked = F.broadcast(relevant.select(C.USER_INDEX).distinct())
-    return train.join(ranked, C.USER_INDEX, "left_semi").select(*train.columns)
+    return rows_of_users(train, relevant) if sample.get("sampled") else train
 
 
 def headline_of(feedback: str, k: int) -> tuple[str, str]:

@@ -149,6 +149,7 @@ def get_spark(app_name: str):
 # Spark's partial aggregation before a shuffle pays when it merges rows; over keys that are mostly
 # distinct it only builds and spills a hash map as big as the data.
 BYPASS_PARTIAL_AGGREGATION = {"spark.sql.execution.bypassPartialAggregation": "true"}
+# A cache scanned a few times soon after it is built: compressing it costs more than it saves.
 UNCOMPRESSED_CACHE = {"spark.sql.inMemoryColumnarStorage.compressed": "false"}
 
 
