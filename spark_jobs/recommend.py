@@ -13,7 +13,7 @@ from musicrec.model import load
 from musicrec.paths import RECOMMENDATIONS_FILE, data_root_of_run
 from musicrec.gate import SUPERSEDED
 from musicrec.publication import Outcome, current_record, publish, version_dir
-from musicrec.recommend import top_n_unseen, with_original_ids, write_single_csv
+from musicrec.recommend import recommendation_counts, top_n_unseen, with_original_ids, write_single_csv
 from musicrec.spark_config import get_spark
 
 
@@ -35,7 +35,7 @@ def work(args):
     # Counted before the CSV is written: the count scores every user on all cores and fills the
     # cache, and the single-file CSV then only sorts and writes (scoring under its coalesce(1)
     # would run in one task).
-    row_count, users = rows.count(), rows.select("user_id").distinct().count()
+    row_count, users = recommendation_counts(rows)
     if row_count == 0:
         raise PipelineError(f"no recommendations were produced from {args.interactions}: nothing to publish")
     csv_path = write_single_csv(rows, run_dir / "recommend" / RECOMMENDATIONS_FILE)

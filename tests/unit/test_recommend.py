@@ -10,7 +10,9 @@ import pytest
 from musicrec import columns as C
 from musicrec import recommend, top_n_scoring
 from musicrec.model import AlsParams, fit
-from musicrec.recommend import popular_unseen, seen_songs, top_n_unseen, with_original_ids, write_single_csv
+from musicrec.recommend import (
+    popular_unseen, recommendation_counts, seen_songs, top_n_unseen, with_original_ids, write_single_csv,
+)
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +164,15 @@ def test_popularity_baseline(spark, trained, top_n_path):
     top = popular_unseen(train, train, users, 2).toPandas().sort_values([C.USER_INDEX, "rank"])
     assert top[top[C.USER_INDEX] == 3][C.ITEM_INDEX].tolist() == [7, 8]
     assert top[top[C.USER_INDEX] == 0][C.ITEM_INDEX].tolist() == []  # user 0 has seen all three
+
+
+def test_recommendation_counts_count_rows_and_users_with_lists_of_any_length(spark):
+    # Lists of 3, 1 and 2 songs (a user with few unseen songs gets a shorter list); two users
+    # share a song, and a rank-2 song is the same song as another user's rank 1.
+    rows = [("a", 1, "s1"), ("a", 2, "s2"), ("a", 3, "s3"), ("b", 1, "s2"), ("c", 1, "s1"), ("c", 2, "s4")]
+    frame = spark.createDataFrame(rows, f"{C.USER_ID} string, rank int, {C.ITEM_ID} string")
+    assert recommendation_counts(frame) == (6, 3)
+    assert recommendation_counts(frame.limit(0)) == (0, 0)
 
 
 def test_csv_round_trips_awkward_titles_and_artists(spark, tmp_path):
