@@ -28,9 +28,11 @@ RESULTS = ROOT / "bench" / "results" / "quality.jsonl"
 
 
 def prepared(spark, archive: Path):
-    """The indexed interactions of an archive, as preprocess makes them (cached)."""
+    """The indexed interactions of an archive, as preprocess makes them, with their IDs (the
+    splits' draw hashes them; cached)."""
     from musicrec.archive import extract
     from musicrec.datasets import detect_format
+    from musicrec.id_tables import with_ids
     from musicrec.prepare import add_indices, prepare
 
     folder = Path(tempfile.mkdtemp(prefix="quality-"))
@@ -38,7 +40,8 @@ def prepared(spark, archive: Path):
     fmt, base = detect_format(folder)
     raw, items = fmt.read_interactions(spark, base, {}), fmt.read_items(spark, base, {})
     data = prepare(raw, items, fmt.feedback, fmt.rating_range)
-    return add_indices(data.rows, sum_plays=data.sum_plays).interactions.cache(), fmt
+    indexed = add_indices(data.rows, sum_plays=data.sum_plays)
+    return with_ids(indexed.interactions, indexed.id_tables).cache(), fmt
 
 
 def explicit(spark, archive: Path, split: str, fraction: float, seeds: list[int], params: dict) -> dict:

@@ -9,8 +9,8 @@ against a baseline and publishes the top-N songs per user as `recommended_songs.
 | download | `spark_jobs/download.py` | param `dataset_url` (empty: embedded sample) | `archive_path` |
 | extract | `spark_jobs/extract.py` | `archive_path` | `dataset_dir` |
 | preprocess | `spark_jobs/preprocess.py` | `dataset_dir` | `interactions_path`, `items_path`, `user_ids_path`, `song_ids_path`, `rejects_path`, counts |
-| train | `spark_jobs/train.py` | `interactions_path` | `eval_model_path`, `model_path` (refit), `train_path`, `test_path` |
-| evaluate | `spark_jobs/evaluate.py` | `eval_model_path`, `train_path`, `test_path` | `metrics_path`, `report_path`, gate decision |
+| train | `spark_jobs/train.py` | `interactions_path`, `user_ids_path`, `song_ids_path` | `eval_model_path`, `model_path` (refit), `train_path`, `test_path` |
+| evaluate | `spark_jobs/evaluate.py` | `eval_model_path`, `train_path`, `test_path`, `user_ids_path`, `song_ids_path` | `metrics_path`, `report_path`, gate decision |
 | recommend | `spark_jobs/recommend.py` | `model_path`, `interactions_path`, `items_path`, `user_ids_path`, `song_ids_path` | `csv_path`, `published_csv_path` |
 
 **The quality gate** (evaluate): the model must beat its baseline and must not be worse than the
@@ -170,6 +170,8 @@ with DAG(
         job="train",
         job_args={
             "interactions": upstream("preprocess", "interactions_path"),
+            "user_ids": upstream("preprocess", "user_ids_path"),
+            "song_ids": upstream("preprocess", "song_ids_path"),
             "feedback": upstream("preprocess", "feedback"),
             "split": "{{ params.split }}",
             "test_fraction": "{{ params.test_fraction }}",

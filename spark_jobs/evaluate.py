@@ -19,6 +19,7 @@ from musicrec import columns as C
 from musicrec.errors import PipelineError
 from musicrec.evaluation import EXPLICIT, RANKING_USERS, evaluate_model, headline_of, ranking_users_arg
 from musicrec.gate import REFUSED, decide
+from musicrec.id_tables import has_ids, read_id_tables
 from musicrec.model import load
 from musicrec.paths import REPORT_FILE, data_root_of_run, staged_dir
 from musicrec.report import write_report
@@ -31,17 +32,21 @@ def work(args):
     run_dir, root = Path(args.run_dir), data_root_of_run(Path(args.run_dir))
     run_id = args.run_id or run_dir.name
     spark = get_spark("musicrec-evaluate")
-    model = load(spark, args.model)
-    # The metrics need only the splits' indices and values: cached without the string IDs they
-    # are a fraction of the memory and read several seconds faster at millions of rows (25M
-    # plays: the step took 29.6 s against 33.5 with the test split's IDs cached). The ranking
-    # sample draws users by user_id from preprocess's ID table. The champion's comparison maps
-    # IDs into its own index space, so it gets every column, read only when there is a champion.
+    # The metrics need only the splits' indices and values, cached. The ranking sample draws
+    # users by user_id from preprocess's ID table; the champion's comparison maps IDs into its
+    # own index space: the splits as written (a run from before preprocess's ID tables has the
+    # IDs in them), and the ID tables to put the IDs back on the rows it compares.
     train_all, test_all = spark.read.parquet(args.train), spark.read.parquet(args.test)
     train = train_all.select(C.USER_INDEX, C.ITEM_INDEX, C.RATING).cache()
     test = test_all.select(C.USER_INDEX, C.ITEM_INDEX, C.RATING).cache()
-    user_ids = (spark.read.parquet(args.dataset["user_ids_path"]) if args.dataset.get("user_ids_path")
-                else test_all.select(C.USER_ID, C.USER_INDEX).distinct())  # a run from before the ID tables
+    ids = read_id_tables(spark, args.dataset.get("user_ids_path"), args.dataset.get("song_ids_path"))
+    if ids is None and not has_ids(test_all):
+        raise PipelineError(
+            f"preprocess gave no user_ids_path / song_ids_path, and the splits at {args.test} carry no IDs: "
+            "clear the run from preprocess on, so that preprocess writes the ID tables"
+        )
+    user_ids = ids.users if ids else test_all.select(C.USER_ID, C.USER_INDEX).distinct()
+    model = load(spark, args.model)
     key = champion.dataset_key(args.download["dataset_url_template"], args.dataset["dataset_format"], args.feedback)
     split = args.training.get("split", {})
     rows = [args.training.get(name) for name in ("train_rows", "test_rows")]
@@ -52,7 +57,8 @@ def work(args):
                                           details=True, ranking_users=args.ranking_users, together=small,
                                           user_ids=user_ids),
         "champion": lambda: champion.compare(spark, root, key, run_id, split, model, train_all, test_all, args.feedback,
-                                             args.k, logical_date=args.logical_date, ranking_users=args.ranking_users),
+                                             args.k, logical_date=args.logical_date, ranking_users=args.ranking_users,
+                                             ids=ids),
     }, together=small)
     metrics, versus = results["metrics"], results["champion"]
     plots = metrics.pop("_plots")

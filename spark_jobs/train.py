@@ -10,6 +10,7 @@ from musicrec import columns as C
 from musicrec import job, side_by_side
 from musicrec.errors import PipelineError
 from musicrec.evaluation import RANKING_USERS, headline_of, ranking_users_arg, validation_score
+from musicrec.id_tables import read_id_tables
 from musicrec.model import EXPLICIT, AlsParams, fit
 from musicrec.paths import staged_dir
 from musicrec.spark_config import get_spark
@@ -21,6 +22,7 @@ def work(args):
     run_dir = Path(args.run_dir)
     spark = get_spark("musicrec-train")
     interactions = spark.read.parquet(args.interactions)
+    ids = read_id_tables(spark, args.user_ids, args.song_ids)
     params = AlsParams(
         rank=args.rank, reg_param=args.reg_param, max_iter=args.max_iter, seed=args.seed,
         feedback=args.feedback, alpha=args.alpha,
@@ -28,9 +30,9 @@ def work(args):
     checkpoints = str(run_dir / "checkpoints")
     seconds = {}
     with staged_dir(run_dir / "train") as out:
-        train_dir, test_dir = write_split(interactions, args.split, args.test_fraction, args.seed, out)
+        train_dir, test_dir = write_split(interactions, args.split, args.test_fraction, args.seed, out, ids)
         train, test = spark.read.parquet(str(train_dir)), spark.read.parquet(str(test_dir))
-        if not args.tune:  # the validation split hashes the string IDs; the fit needs none of them
+        if not args.tune:  # tuning keeps the timestamps (a temporal validation split); the fit needs none
             train = train.select(C.USER_INDEX, C.ITEM_INDEX, C.RATING)
         # Cached for tuning's many fits and for ratings (their biases and residuals read it four
         # times). One fit of play counts reads the files once: uncached, with the counts from the
@@ -47,7 +49,7 @@ def work(args):
         tuning = []
         if args.tune:
             started = time.perf_counter()
-            tuning = tune(train, params, args, checkpoints)
+            tuning = tune(train, ids, params, args, checkpoints)
             params = chosen_params(tuning, params)
             seconds["tune"] = round(time.perf_counter() - started, 3)
         fits = {"fit": lambda: fit(train, params, checkpoints).save(out / "eval_model")}
@@ -75,9 +77,10 @@ def work(args):
     }
 
 
-def tune(train, params: AlsParams, args, checkpoints: str) -> list[dict]:
-    """The grid search of musicrec.tuning on a validation split carved from `train`."""
-    fit_split, validation = validation_split(train, args.split, VALIDATION_FRACTION, args.seed)
+def tune(train, ids, params: AlsParams, args, checkpoints: str) -> list[dict]:
+    """The grid search of musicrec.tuning on a validation split carved from `train` (its draw
+    hashes the IDs, from `ids`)."""
+    fit_split, validation = validation_split(train, args.split, VALIDATION_FRACTION, args.seed, ids)
     fit_split, validation = fit_split.cache(), validation.cache()
     if fit_split.isEmpty() or validation.isEmpty():
         raise PipelineError(f"the training split ({train.count()} rows) is too small to carve a validation split for tune")
@@ -92,6 +95,8 @@ def tune(train, params: AlsParams, args, checkpoints: str) -> list[dict]:
 if __name__ == "__main__":
     parser = job.parser_for("train", __doc__)
     parser.add_argument("--interactions", required=True, help="preprocess's interactions_path (parquet)")
+    parser.add_argument("--user-ids", default="", help="preprocess's user_ids_path: the splits' draw hashes the IDs")
+    parser.add_argument("--song-ids", default="", help="preprocess's song_ids_path")
     parser.add_argument("--feedback", required=True, choices=["explicit", "implicit"])
     parser.add_argument("--split", default=DEFAULT_SPLIT, choices=SPLITS, help="how the test split is held out")
     parser.add_argument("--test-fraction", type=float, default=0.2)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from musicrec import columns as C
+from musicrec.id_tables import IdTables, with_ids
 from musicrec.paths import staged_dir
 
 RECORD = "champion.json"
@@ -130,13 +131,14 @@ def in_champion_space(spark, champion: dict[str, Any], frame):
 
 
 def score_on_same_rows(spark, champion: dict[str, Any], champion_model, model, train, fair, feedback: str, k: int,
-                       ranking_users: int | None = None):
+                       ranking_users: int | None = None, ids: IdTables | None = None):
     """Tonight's `model` and the champion on the same fair held-out interactions.
 
     Ratings: RMSE of both on the rows both can score. Play counts: NDCG@k of both over the users
     both know, each recommending from its own catalogue minus what the user has in tonight's
     training split, judged against the same relevant songs (tonight's song IDs), over at most
-    about `ranking_users` of those users (evaluation.ranking_sample). Returns
+    about `ranking_users` of those users (evaluation.ranking_sample). `fair` has the IDs; `train`
+    has them or gets them from `ids` (musicrec.id_tables). Returns
     {"metric", "model", "champion", "rows", "users"}.
     """
     from pyspark.sql import functions as F
@@ -167,7 +169,8 @@ def score_on_same_rows(spark, champion: dict[str, Any], champion_model, model, t
         return {"metric": f"ndcg_at_{k}", "model": math.nan, "champion": math.nan, "rows": 0, "users": 0, "ranking_sample": sample}
     # Only the ranked users' training rows matter (their seen songs): mapping every training row
     # into the champion's indices joined all of them on their string IDs (25M plays: ~20 s).
-    seen = rows_of_users(train.select(C.USER_ID, C.ITEM_ID, C.USER_INDEX, C.ITEM_INDEX), relevant).cache()
+    with_their_ids = [name for name in (C.USER_ID, C.ITEM_ID) if name in train.columns]
+    seen = with_ids(rows_of_users(train.select(*with_their_ids, C.USER_INDEX, C.ITEM_INDEX), relevant), ids).cache()
     ours = top_n_unseen(model, seen, k, users=relevant)
     theirs_space = in_champion_space(spark, champion, relevant.select(C.USER_ID, C.ITEM_ID))
     theirs = top_n_unseen(champion_model, in_champion_space(spark, champion, seen), k, users=theirs_space)
@@ -203,7 +206,8 @@ def _in_our_space(spark, champion: dict[str, Any], lists, ours):
 
 
 def compare(spark, root: Path, key: str, run_id: str, split: dict[str, Any], model, train, test, feedback: str, k: int,
-            logical_date: str | None = None, ranking_users: int | None = None) -> dict[str, Any]:
+            logical_date: str | None = None, ranking_users: int | None = None,
+            ids: IdTables | None = None) -> dict[str, Any]:
     """What the gate needs to know about the champion of `key`, for tonight's `model`.
 
     {"champion_run": None, "note": ...} without a champion (or when this run is the champion: a
@@ -211,7 +215,9 @@ def compare(spark, root: Path, key: str, run_id: str, split: dict[str, Any], mod
     this run's (a backfill: nothing to compare, it cannot replace the champion anyway);
     {"champion_run", "blocked": ...} when it cannot be scored fairly; otherwise
     {"champion_run", "why_fair", "metric", "model_score", "champion_score", "rows", "users"}: both
-    models on the same fair held-out interactions.
+    models on the same fair held-out interactions. `train` and `test` are the splits as train
+    wrote them: the IDs the comparison needs come from `ids` (musicrec.id_tables) where they lack
+    them.
     """
     from musicrec.model import load
 
@@ -233,6 +239,7 @@ def compare(spark, root: Path, key: str, run_id: str, split: dict[str, Any], mod
     # Spark swap it into theirs or recompile them.
     fair, why = fair_rows(record, split, test)
     owned = not fair.is_cached
+    fair = with_ids(fair, ids)
     if owned:
         fair = fair.select(C.USER_ID, C.ITEM_ID, C.USER_INDEX, C.ITEM_INDEX, C.RATING).cache()
     rows = fair.count()
@@ -246,7 +253,7 @@ def compare(spark, root: Path, key: str, run_id: str, split: dict[str, Any], mod
             "settings, or set force_promote to start afresh",
         }
     scores = score_on_same_rows(spark, record, load(spark, Path(record["path"]) / EVAL_MODEL), model, train, fair,
-                                feedback, k, ranking_users)
+                                feedback, k, ranking_users, ids)
     if owned:
         fair.unpersist()
     shared = scores["rows"] if feedback == "explicit" else scores["users"]

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from musicrec import columns as C
 from musicrec.errors import PipelineError
+from musicrec.id_tables import IdTables
 from musicrec.spark_config import BYPASS_PARTIAL_AGGREGATION, UNCOMPRESSED_CACHE, session_settings
 
 REASON = C.REJECT_REASON
@@ -183,30 +184,35 @@ def sum_repeated_plays(kept, keys=(C.USER_ID, C.ITEM_ID)):
 class Indexed:
     """`add_indices`' result: the interactions with dense indices, and the two ID tables."""
 
-    interactions: object  # DataFrame: user_id, song_id, user_index, item_index, rating, timestamp
+    interactions: object  # DataFrame: user_index, item_index, rating, timestamp (the IDs: musicrec.id_tables)
     users: object  # DataFrame user_id, user_index: one row per user, from the indexer's labels
     songs: object  # DataFrame song_id, item_index: one row per song
     user_count: int
     song_count: int
     summed: bool = False  # play counts summed by `interactions` (write it with `write_interactions`)
 
+    @property
+    def id_tables(self) -> IdTables:
+        return IdTables(self.users, self.songs)
+
 
 def add_indices(rows, sum_plays: bool = False) -> Indexed:
-    """Dense integer user and song indices for ALS (most rows first), beside the original IDs,
-    and the ID tables that map them back (recommend's CSV, the champion's index space).
+    """Dense integer user and song indices for ALS (most rows first) instead of the original IDs,
+    and the ID tables that map them back (the splits' draw, recommend's CSV, the champion's index
+    space: musicrec.id_tables).
 
     The ID tables come from the fitted indexer's labels (index i is label i), not from a distinct
     over every interaction: at 5M interactions that scan cost recommend ~6 s, twice.
 
     With `sum_plays`, the rows of one user and song are summed (`sum_repeated_plays`) on the
-    indices, and the IDs joined back from the ID tables: a shuffle of integers, not of strings, and
-    no cached copy of the summed rows to index afterwards. The step alone, alternating with the
+    indices: a shuffle of integers, not of strings, and no cached copy of the summed rows to index
+    afterwards. The step alone, alternating with the
     old order (sum on the IDs, cache, index): 25M play counts 87.2-91.3 s against 102.0-103.2 s,
     5M 28.4-30.5 s against 31.1-31.3 s, a listen log of 5M plays of 1M pairs (five each) 24.1
     against 24.5 s; the tables written were the same. A user or song is now ranked by its rows:
     in a listen log, by plays rather than by distinct songs or listeners, so the indices of a log
     can differ from a run before this change (the IDs, sums and recommendations do not depend on
-    them). The ID tables are broadcast as the indexer's own transform broadcasts its labels.
+    them).
     """
     from pyspark.ml.feature import StringIndexer
     from pyspark.sql import functions as F
@@ -219,12 +225,9 @@ def add_indices(rows, sum_plays: bool = False) -> Indexed:
     spark = rows.sparkSession
     users, songs = _id_table(spark, user_labels, C.USER_ID, C.USER_INDEX), _id_table(spark, song_labels, C.ITEM_ID, C.ITEM_INDEX)
     indices = [F.col("_u").cast("int").alias(C.USER_INDEX), F.col("_i").cast("int").alias(C.ITEM_INDEX)]
-    columns = [C.USER_ID, C.ITEM_ID, C.USER_INDEX, C.ITEM_INDEX, C.RATING, C.TIMESTAMP]
-    if not sum_plays:
-        indexed = fitted.transform(rows).select(C.USER_ID, C.ITEM_ID, *indices, C.RATING, C.TIMESTAMP)
-    else:
-        summed = sum_repeated_plays(fitted.transform(rows).select(*indices, C.RATING, C.TIMESTAMP), (C.USER_INDEX, C.ITEM_INDEX))
-        indexed = summed.join(F.broadcast(users), C.USER_INDEX).join(F.broadcast(songs), C.ITEM_INDEX).select(*columns)
+    indexed = fitted.transform(rows).select(*indices, C.RATING, C.TIMESTAMP)
+    if sum_plays:
+        indexed = sum_repeated_plays(indexed, (C.USER_INDEX, C.ITEM_INDEX))
     return Indexed(indexed, users, songs, len(user_labels), len(song_labels), summed=sum_plays)
 
 

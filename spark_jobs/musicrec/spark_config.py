@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from musicrec import columns as C
 from musicrec.jvm_archive import sharing_options
 
 # Seconds the job spent building its SparkSession (JVM gateway, executors): reported in results.
@@ -62,7 +61,6 @@ SMALL_DATA_PAGE_SIZE = "1m"
 LARGE_DATA_ROWS = 5_000_000  # from here the driver (local mode: also the executor) gets LARGE_DRIVER_MEMORY
 LARGE_DRIVER_MEMORY = "4g"
 BYTES_PER_ROW = 25  # a MovieLens ratings.csv line ("1,999,3.0,1675967274"): rows estimated from bytes
-PLAIN_PARQUET_COLUMNS = (C.USER_ID, C.ITEM_ID)  # written without a dictionary (see SPARK_CONF)
 BASE_DRIVER_JAVA_OPTIONS = os.environ.get(DRIVER_JAVA_OPTIONS_ENV, f"{SERIAL_GC} {C1_ONLY}")
 
 # Tuned for data that fits one machine; on a cluster raise the shuffle partitions
@@ -77,11 +75,6 @@ SPARK_CONF: dict[str, str] = {
     "spark.driver.memory": os.environ.get(DRIVER_MEMORY_ENV, "2g"),
     # Plus Spark's classes pre-parsed (musicrec.jvm_archive) when the archive was built.
     "spark.driver.extraJavaOptions": BASE_DRIVER_JAVA_OPTIONS + sharing_options(),
-    # Parquet starts every column with a dictionary and drops it once it outgrows a page (1 MB):
-    # user and song IDs always do at scale (162k users at 25M plays). Plain from the start:
-    # train's split of 25M play counts was written in 29.5-30.8 s against 33.4-34.8 s, its
-    # files 22% bigger (bench/, alternating runs). Ratings, counts and indices keep theirs.
-    **{f"spark.hadoop.parquet.enable.dictionary#{column}": "false" for column in PLAIN_PARQUET_COLUMNS},
     **extra_conf(os.environ.get(EXTRA_CONF_ENV)),
 }
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from musicrec import columns as C
 from musicrec.errors import PipelineError
+from musicrec.id_tables import IdTables, with_ids, without_ids
 
 RANDOM, STRATIFIED, TEMPORAL = "random", "stratified", "temporal"
 SPLITS = (RANDOM, STRATIFIED, TEMPORAL)
@@ -47,14 +48,20 @@ def split_interactions(interactions, kind: str, fraction: float, seed: int):
     return (sided.filter(F.col(SIDE) == TRAIN).drop(SIDE), sided.filter(F.col(SIDE) == TEST).drop(SIDE))
 
 
-def write_split(interactions, kind: str, fraction: float, seed: int, folder: Path) -> tuple[Path, Path]:
+def write_split(interactions, kind: str, fraction: float, seed: int, folder: Path,
+                ids: IdTables | None = None) -> tuple[Path, Path]:
     """Write the split as parquet folders `folder`/train and `folder`/test in one pass over the
-    data (writing each side apart would compute the split twice). A side without rows is an
-    empty table with the schema. `folder` must be new or empty (train writes into a fresh
-    staging folder)."""
+    data (writing each side apart would compute the split twice), without the string IDs (as
+    preprocess writes the interactions). A side without rows is an empty table with the schema.
+    `folder` must be new or empty (train writes into a fresh staging folder).
+
+    The random and stratified draws hash the IDs: `interactions` carries them, or `ids` (the ID
+    tables) puts them back."""
     import shutil
 
-    sided = with_side(interactions, kind, fraction, seed)
+    if kind != TEMPORAL:
+        interactions = with_ids(interactions, ids)
+    sided = without_ids(with_side(interactions, kind, fraction, seed))
     both = folder / "_sides"
     sided.write.partitionBy(SIDE).parquet(str(both))
     for side in (TRAIN, TEST):
@@ -187,6 +194,7 @@ def _temporal(interactions, fraction: float):
     return _sided(interactions, F.col(C.TIMESTAMP) > stamps["cut"])
 
 
-def validation_split(train, kind: str, fraction: float, seed: int):
-    """(fit, validation) carved from the training split only, for tuning; the test split is untouched."""
-    return split_interactions(train, kind, fraction, seed + 1)
+def validation_split(train, kind: str, fraction: float, seed: int, ids: IdTables | None = None):
+    """(fit, validation) carved from the training split only, for tuning; the test split is
+    untouched. `ids`: as for `write_split`."""
+    return split_interactions(train if kind == TEMPORAL else with_ids(train, ids), kind, fraction, seed + 1)

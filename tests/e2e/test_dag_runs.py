@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from musicrec.id_tables import read_id_tables, with_ids
 from support import ROOT, shared_dataset
 
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -68,12 +69,18 @@ def test_every_xcom_path_exists(sample_run):
 def test_csv_has_top_n_unseen_songs_for_every_trained_user(spark, sample_run):
     rows = read_csv(sample_run["recommend"]["published_csv_path"])
     assert list(rows[0]) == ["user_id", "rank", "song_id", "title", "artist", "predicted_rating"]
-    train_users = {r["user_id"] for r in spark.read.parquet(sample_run["train"]["train_path"]).select("user_id").distinct().collect()}
+    # The interactions and splits keep the indices only; the ID tables map them back.
+    pre = sample_run["preprocess"]
+    ids = read_id_tables(spark, pre["user_ids_path"], pre["song_ids_path"])
+    train_users = {r["user_id"] for r in with_ids(spark.read.parquet(sample_run["train"]["train_path"]), ids).select("user_id").distinct().collect()}
     by_user: dict[str, list[dict]] = {}
     for row in rows:
         by_user.setdefault(row["user_id"], []).append(row)
     assert set(by_user) == train_users
-    seen = {(r["user_id"], r["song_id"]) for r in spark.read.parquet(sample_run["preprocess"]["interactions_path"]).collect()}
+    interactions = spark.read.parquet(pre["interactions_path"])
+    assert "user_id" not in interactions.columns and interactions.count() == pre["rows_kept"]
+    seen = {(r["user_id"], r["song_id"]) for r in with_ids(interactions, ids).collect()}
+    assert len(seen) == pre["rows_kept"]  # every row's IDs found in the tables
     for user, recs in by_user.items():
         assert [int(r["rank"]) for r in recs] == list(range(1, TOP_N + 1))
         assert len({r["song_id"] for r in recs}) == TOP_N

@@ -9,6 +9,8 @@ import pytest
 
 from musicrec import champion
 from musicrec import columns as C
+from musicrec.errors import PipelineError
+from musicrec.id_tables import IdTables
 from musicrec.model import AlsParams, RecommenderModel, fit, load
 from musicrec.splits import split_interactions
 from support import FixedFactors, cached_rdd_ids
@@ -74,13 +76,17 @@ def test_the_champion_under_tonights_indices_scores_what_it_scores_itself(spark,
     # reading it at the same time (musicrec.side_by_side).
     assert test2.is_cached
     assert got["model_score"] == pytest.approx(got["champion_score"], rel=1e-5)
-    # Given its test split uncached (evaluate's way: its metrics cache only indices and values),
-    # it caches the rows itself, scores the same, and leaves nothing cached behind.
+    # Given the splits as train writes them (indices only, no string IDs) uncached, as evaluate
+    # does (its metrics cache only indices and values), and the ID tables: it puts the IDs back,
+    # caches the rows itself, scores the same, and leaves nothing cached behind.
     cached = cached_rdd_ids(spark)
-    uncached = champion.compare(spark, tmp_path, key, "night-2", SPLIT, model, train2,
-                                split_interactions(tonight, SPLIT["kind"], SPLIT["test_fraction"], SPLIT["seed"])[1],
-                                feedback, 5)
+    as_written = [side.drop(C.USER_ID, C.ITEM_ID)
+                  for side in split_interactions(tonight, SPLIT["kind"], SPLIT["test_fraction"], SPLIT["seed"])]
+    uncached = champion.compare(spark, tmp_path, key, "night-2", SPLIT, model, *as_written, feedback, 5,
+                                ids=IdTables(*id_tables(tonight)))
     assert cached_rdd_ids(spark) <= cached
+    with pytest.raises(PipelineError, match="no ID tables were given"):
+        champion.compare(spark, tmp_path, key, "night-2", SPLIT, model, *as_written, feedback, 5)
     assert (uncached["model_score"], uncached["champion_score"]) == pytest.approx((got["model_score"], got["champion_score"]))
     if implicit:
         assert got["users"] > 5 and got["model_score"] > 0.1

@@ -40,6 +40,21 @@ def test_evaluate_job_reads_an_absent_rating_max_as_none():
     assert [job.optional_number(text) for text in ("", " ", "None", "null", "5", "4.5")] == [None, None, None, None, 5.0, 4.5]
 
 
+def test_evaluate_job_without_id_tables_or_ids_in_the_splits_says_what_to_clear(spark, tmp_path):
+    from types import SimpleNamespace
+
+    from musicrec.errors import PipelineError
+
+    schema = f"{C.USER_INDEX} int, {C.ITEM_INDEX} int, {C.RATING} double, {C.TIMESTAMP} long"
+    for side in ("train", "test"):  # as train writes them: no string IDs
+        spark.createDataFrame([(0, 0, 1.0, 1)], schema).write.parquet(str(tmp_path / side))
+    args = SimpleNamespace(run_dir=str(tmp_path / "runs" / "r1"), run_id="r1", model=str(tmp_path / "no-model"),
+                           train=str(tmp_path / "train"), test=str(tmp_path / "test"),
+                           dataset={"user_ids_path": "", "song_ids_path": ""})
+    with pytest.raises(PipelineError, match=r"no user_ids_path / song_ids_path.*clear the run from preprocess on"):
+        job_module("evaluate").work(args)
+
+
 @pytest.fixture
 def fixed_model(spark):
     """Every user prefers songs 0 > 1 > 2 > 3; no biases (mu = b_u = b_i = 0)."""

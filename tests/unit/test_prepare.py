@@ -7,6 +7,7 @@ import pytest
 from musicrec import columns as C
 from musicrec.datasets import detect_format
 from musicrec.errors import PipelineError
+from musicrec.id_tables import with_ids
 from musicrec.prepare import add_indices, check_enough, check_rejects, prepare
 from support import job_module
 
@@ -89,30 +90,31 @@ def test_titles_with_commas_and_quotes_survive(spark, dataset_dir):
     assert titles == {"10": "Hello, Goodbye", "11": 'Say "Hi"', "12": "Plain"}
 
 
-def test_indices_are_dense_and_keep_original_ids(spark, dataset_dir):
-    result = add_indices(run_prepare(spark, dataset_dir).interactions)
+def test_indices_are_dense_and_the_id_tables_map_them_back(spark, dataset_dir):
+    rows = run_prepare(spark, dataset_dir).interactions
+    result = add_indices(rows)
     assert (result.user_count, result.song_count) == (3, 3)
-    indexed = result.interactions.collect()
-    assert sorted({r[C.USER_INDEX] for r in indexed}) == [0, 1, 2]
-    assert sorted({r[C.ITEM_INDEX] for r in indexed}) == [0, 1, 2]
-    pairs = {(r[C.USER_ID], r[C.USER_INDEX]) for r in indexed}
-    assert len(pairs) == 3  # one index per user ID and back
-    # The ID tables (from the indexer's labels) are exactly the pairs the interactions carry.
-    users = [tuple(r) for r in result.users.collect()]
-    songs = [tuple(r) for r in result.songs.collect()]
+    assert result.interactions.columns == [C.USER_INDEX, C.ITEM_INDEX, C.RATING, C.TIMESTAMP]  # no string IDs
     assert result.users.columns == [C.USER_ID, C.USER_INDEX] and result.songs.columns == [C.ITEM_ID, C.ITEM_INDEX]
-    assert sorted(users) == sorted(pairs) and len(users) == 3
-    assert sorted(songs) == sorted({(r[C.ITEM_ID], r[C.ITEM_INDEX]) for r in indexed}) and len(songs) == 3
+    users, songs = dict(map(tuple, result.users.collect())), dict(map(tuple, result.songs.collect()))
+    assert sorted(users.values()) == [0, 1, 2] and sorted(songs.values()) == [0, 1, 2]  # dense, one per ID
+    # Each row under its IDs' indices, and the IDs put back by the tables are the row's own.
+    originals = sorted((r[C.USER_ID], r[C.ITEM_ID], r[C.RATING], r[C.TIMESTAMP]) for r in rows.collect())
+    assert sorted(tuple(r) for r in result.interactions.collect()) == sorted(
+        (users[u], songs[i], rating, stamp) for u, i, rating, stamp in originals)
+    back = with_ids(result.interactions, result.id_tables)
+    assert back.columns == [C.USER_ID, C.ITEM_ID, C.USER_INDEX, C.ITEM_INDEX, C.RATING, C.TIMESTAMP]
+    assert sorted((r[C.USER_ID], r[C.ITEM_ID], r[C.RATING], r[C.TIMESTAMP]) for r in back.collect()) == originals
 
 
-def test_play_counts_are_summed_on_the_indices_with_their_ids_joined_back(spark):
+def test_play_counts_are_summed_on_the_indices(spark):
     # A listen log: s1 three plays by ana; s2 one by ana, three by bo; s3 one each by bo and cy.
     plays = [("ana", "s1", 1.0, 1), ("ana", "s1", 1.0, 3), ("ana", "s1", 2.0, 2), ("ana", "s2", 1.0, None),
              ("bo", "s2", 1.0, 7), ("bo", "s2", 1.0, 9), ("bo", "s2", 1.0, 8), ("bo", "s3", 4.0, 4), ("cy", "s3", 1.0, 6)]
     rows = spark.createDataFrame(plays, f"{C.USER_ID} string, {C.ITEM_ID} string, {C.RATING} double, {C.TIMESTAMP} long")
     result = add_indices(rows, sum_plays=True)
-    written = [r.asDict() for r in result.interactions.collect()]
-    assert result.interactions.columns == [C.USER_ID, C.ITEM_ID, C.USER_INDEX, C.ITEM_INDEX, C.RATING, C.TIMESTAMP]
+    assert result.interactions.columns == [C.USER_INDEX, C.ITEM_INDEX, C.RATING, C.TIMESTAMP]
+    written = [r.asDict() for r in with_ids(result.interactions, result.id_tables).collect()]
     assert sorted((r[C.USER_ID], r[C.ITEM_ID], r[C.RATING], r[C.TIMESTAMP]) for r in written) == [
         ("ana", "s1", 4.0, 3), ("ana", "s2", 1.0, None), ("bo", "s2", 3.0, 9), ("bo", "s3", 4.0, 4), ("cy", "s3", 1.0, 6)]
     # Most rows first: ana and bo have 4 rows each (ties by ID), cy 1; s2 4 rows, s1 3, s3 2.

@@ -9,6 +9,7 @@ import pytest
 from musicrec import columns as C
 from musicrec import splits
 from musicrec.errors import PipelineError
+from musicrec.id_tables import IdTables
 from musicrec.splits import split_interactions, validation_split, write_split
 
 SCHEMA = f"{C.USER_ID} string, {C.ITEM_ID} string, {C.RATING} double, {C.TIMESTAMP} long"
@@ -120,27 +121,65 @@ def test_validation_split_comes_from_the_training_split_only(spark):
     assert pairs(fit_part) | pairs(validation) == pairs(train)
     assert not (pairs(validation) & pairs(test))
     assert math.isclose(len(pairs(validation)), 0.2 * len(pairs(train)), abs_tol=len(pairs(train)) * 0.05)
+    # Tuning reads the training split as written, without the IDs: the ID tables give the same split.
+    _, ids, with_both = indexed(spark, rows)
+    train_both, _ = split_interactions(with_both, "stratified", 0.2, 5)
+    by_index = {name: {(r[C.USER_INDEX], r[C.ITEM_INDEX]) for r in side.collect()}
+                for name, side in zip(("fit", "validation"), validation_split(train_both, "stratified", 0.2, 5))}
+    from_tables = validation_split(train_both.drop(C.USER_ID, C.ITEM_ID), "stratified", 0.2, 5, ids)
+    assert {name: {(r[C.USER_INDEX], r[C.ITEM_INDEX]) for r in side.collect()}
+            for name, side in zip(("fit", "validation"), from_tables)} == by_index
+
+
+def indexed(spark, rows, partitions=2):
+    """(the rows as preprocess writes them: indices, no IDs; its ID tables; the rows with both).
+    Indices in reverse order of the IDs, so that a draw hashing indices would differ."""
+    with_both = frame(spark, rows, partitions)
+    users = sorted({r[0] for r in rows}, reverse=True)
+    songs = sorted({r[1] for r in rows}, reverse=True)
+    ids = IdTables(
+        spark.createDataFrame([(u, i) for i, u in enumerate(users)], f"{C.USER_ID} string, {C.USER_INDEX} int"),
+        spark.createDataFrame([(s, i) for i, s in enumerate(songs)], f"{C.ITEM_ID} string, {C.ITEM_INDEX} int"),
+    )
+    with_both = with_both.join(ids.users, C.USER_ID).join(ids.songs, C.ITEM_ID).select(
+        C.USER_ID, C.ITEM_ID, C.USER_INDEX, C.ITEM_INDEX, C.RATING, C.TIMESTAMP)
+    return with_both.drop(C.USER_ID, C.ITEM_ID), ids, with_both
 
 
 @pytest.mark.parametrize("kind", ["random", "stratified", "temporal"])
-def test_the_written_split_is_the_split(spark, tmp_path, kind):
+def test_the_written_split_is_the_split_without_the_ids(spark, tmp_path, kind):
     rows = [(f"u{u}", f"s{s}", float(s % 5), 1000 + u * 40 + s) for u in range(12) for s in range(30) if (u * s) % 4]
-    df = frame(spark, rows, 3)
-    train_dir, test_dir = write_split(df, kind, 0.25, 7, tmp_path / "split")
+    df, ids, with_both = indexed(spark, rows, 3)
+    train_dir, test_dir = write_split(df, kind, 0.25, 7, tmp_path / "split", ids)
     assert (train_dir, test_dir) == (tmp_path / "split" / "train", tmp_path / "split" / "test")
     assert sorted(p.name for p in (tmp_path / "split").iterdir()) == ["test", "train"]
-    train, test = split_interactions(df, kind, 0.25, 7)
+    # The same rows on the same sides as a split of the rows with their IDs: the draw hashes the
+    # IDs from the ID tables, never the indices (which change between snapshots).
+    train, test = split_interactions(with_both, kind, 0.25, 7)
     for written, expected in ((train_dir, train), (test_dir, test)):
         read = spark.read.parquet(str(written))
         assert read.columns == df.columns
-        assert sorted(map(tuple, read.collect())) == sorted(map(tuple, expected.collect()))
+        assert sorted(map(tuple, read.collect())) == sorted(map(tuple, expected.drop(C.USER_ID, C.ITEM_ID).collect()))
         assert read.count() > 0
+    # Rows that carry their IDs already need no tables, and are written without them too.
+    written_ids = write_split(with_both, kind, 0.25, 7, tmp_path / "from_ids")
+    assert [sorted(map(tuple, spark.read.parquet(str(side)).collect())) for side in written_ids] == [
+        sorted(map(tuple, spark.read.parquet(str(side)).collect())) for side in (train_dir, test_dir)]
+
+
+def test_a_split_that_hashes_ids_needs_the_id_tables(spark, tmp_path):
+    df, _, _ = indexed(spark, [(f"u{u}", f"s{s}", 1.0, u * 10 + s) for u in range(4) for s in range(5)])
+    for kind in ("random", "stratified"):
+        with pytest.raises(PipelineError, match="no ID tables were given.*clear the run from preprocess on"):
+            write_split(df, kind, 0.25, 7, tmp_path / kind)
+    train_dir, test_dir = write_split(df, "temporal", 0.25, 7, tmp_path / "temporal")  # by timestamp: no IDs needed
+    assert spark.read.parquet(str(test_dir)).count() == 5
 
 
 def test_a_side_without_rows_is_written_as_an_empty_table(spark, tmp_path):
     # One interaction per user: stratified holds none out (every user keeps at least one).
-    df = frame(spark, [(f"u{u}", "s", 1.0, u) for u in range(5)])
-    _, test_dir = write_split(df, "stratified", 0.2, 1, tmp_path)
+    df, ids, _ = indexed(spark, [(f"u{u}", "s", 1.0, u) for u in range(5)])
+    _, test_dir = write_split(df, "stratified", 0.2, 1, tmp_path, ids)
     empty = spark.read.parquet(str(test_dir))
     assert empty.count() == 0 and empty.columns == df.columns
 
