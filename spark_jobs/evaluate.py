@@ -34,8 +34,8 @@ def work(args):
     spark = get_spark("musicrec-evaluate")
     # The metrics need only the splits' indices and values, cached. The ranking sample draws
     # users by user_id from preprocess's ID table; the champion's comparison maps IDs into its
-    # own index space: the splits as written (a run from before preprocess's ID tables has the
-    # IDs in them), and the ID tables to put the IDs back on the rows it compares.
+    # own index space: it reads the splits as written and puts the IDs back from the ID tables
+    # (splits written before the IDs were dropped carry them already).
     train_all, test_all = spark.read.parquet(args.train), spark.read.parquet(args.test)
     train = train_all.select(C.USER_INDEX, C.ITEM_INDEX, C.RATING).cache()
     test = test_all.select(C.USER_INDEX, C.ITEM_INDEX, C.RATING).cache()

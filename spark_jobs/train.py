@@ -23,6 +23,11 @@ def work(args):
     spark = get_spark("musicrec-train")
     interactions = spark.read.parquet(args.interactions)
     ids = read_id_tables(spark, args.user_ids, args.song_ids)
+    if ids is None:  # recommend needs them too: fail before hours of training, not after
+        raise PipelineError(
+            "preprocess gave no user_ids_path / song_ids_path (this run's preprocess ran before the pipeline "
+            "wrote ID tables): clear the run from preprocess on, so that preprocess writes them"
+        )
     params = AlsParams(
         rank=args.rank, reg_param=args.reg_param, max_iter=args.max_iter, seed=args.seed,
         feedback=args.feedback, alpha=args.alpha,

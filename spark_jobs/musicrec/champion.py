@@ -238,8 +238,8 @@ def compare(spark, root: Path, key: str, run_id: str, split: dict[str, Any], mod
     # dropping the files' own plan (or all of its columns, the same plan to Spark) would make
     # Spark swap it into theirs or recompile them.
     fair, why = fair_rows(record, split, test)
+    fair = with_ids(fair, ids)  # a new frame (so cached below) when the split has only the indices
     owned = not fair.is_cached
-    fair = with_ids(fair, ids)
     if owned:
         fair = fair.select(C.USER_ID, C.ITEM_ID, C.USER_INDEX, C.ITEM_INDEX, C.RATING).cache()
     rows = fair.count()

@@ -196,5 +196,7 @@ def _temporal(interactions, fraction: float):
 
 def validation_split(train, kind: str, fraction: float, seed: int, ids: IdTables | None = None):
     """(fit, validation) carved from the training split only, for tuning; the test split is
-    untouched. `ids`: as for `write_split`."""
-    return split_interactions(train if kind == TEMPORAL else with_ids(train, ids), kind, fraction, seed + 1)
+    untouched. With `ids` (as for `write_split`) both carry the IDs, whatever the kind: tuning's
+    ranking sample draws its users by user_id."""
+    keyed = train if kind == TEMPORAL and ids is None else with_ids(train, ids)
+    return split_interactions(keyed, kind, fraction, seed + 1)

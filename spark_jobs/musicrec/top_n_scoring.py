@@ -113,12 +113,15 @@ def score_batches(batches, songs: Songs, n: int, chunk_scores: int):
             unsettled = _settle_in_head(user_vectors, seen, songs, keep, chunk_scores, best, best_scores)
         _score_rows(user_vectors, unsettled, seen, songs, keep, chunk_scores, best, best_scores)
         best_scores += batch["offset"].to_numpy(dtype=SCORE_DTYPE)[:, None]  # a NaN or infinite offset: not finite, no rows
-        found = np.isfinite(best_scores).ravel()  # fewer than n unseen songs: shorter list
+        finite = np.isfinite(best_scores)  # fewer than n unseen songs: shorter list
+        # Ranks count the kept songs only: a list always starts at 1, even after an infinite score.
+        ranks = np.cumsum(finite, axis=1)
+        found = finite.ravel()
         yield pd.DataFrame({
             C.USER_INDEX: np.repeat(batch[C.USER_INDEX].to_numpy(), keep)[found].astype(np.int32),
             C.ITEM_INDEX: songs.ids[best].ravel()[found].astype(np.int32),
             SCORE: best_scores.ravel()[found].astype(np.float64),
-            RANK: np.tile(np.arange(1, keep + 1), users)[found].astype(np.int32),
+            RANK: ranks.ravel()[found].astype(np.int32),
         })
 
 
