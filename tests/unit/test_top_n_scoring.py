@@ -49,6 +49,16 @@ def test_offsets_and_non_finite_values_in_scoring():
     assert got == {10: [(0, 6.5), (2, 3.5), (1, 2.5)], 14: [(2, 1.0), (1, 0.0)]}
 
 
+def test_a_list_starts_at_rank_one_when_an_infinite_score_is_dropped():
+    import pandas as pd
+
+    songs = scoring.song_arrays(np.array([0, 1, 2], dtype=np.int64), np.array([[1.0], [2.0], [3.0]]),
+                                np.array([np.inf, 0.0, 0.0]))  # song 0 scores +inf: not a score, no row
+    users = pd.DataFrame({C.USER_INDEX: [7], "features": [[1.0]], "offset": [0.0], scoring.SEEN: [None]})
+    (rows,) = scoring.score_batches([users], songs, 3, 1_000)
+    assert list(zip(rows[C.ITEM_INDEX], rows[scoring.RANK])) == [(2, 1), (1, 2)]
+
+
 @pytest.mark.parametrize("kind", ["ties", "gaussian", "offsets", "unaligned"])
 def test_pruned_scoring_ranks_exactly_as_scoring_every_song(monkeypatch, kind):
     """Users settled in the head (the songs that can score highest) get the lists that scoring
