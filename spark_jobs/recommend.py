@@ -9,6 +9,7 @@ from pathlib import Path
 from musicrec import champion, history, job
 from musicrec import columns as C
 from musicrec.errors import PipelineError
+from musicrec.id_tables import required_id_tables
 from musicrec.model import load
 from musicrec.paths import RECOMMENDATIONS_FILE, data_root_of_run
 from musicrec.gate import SUPERSEDED
@@ -19,17 +20,12 @@ from musicrec.spark_config import get_spark
 
 def work(args):
     run_dir = Path(args.run_dir)
-    if not (args.user_ids and args.song_ids):
-        raise PipelineError(
-            "preprocess gave no user_ids_path / song_ids_path (this run's preprocess ran before the pipeline "
-            "wrote ID tables): clear the run from preprocess on, so that preprocess writes them"
-        )
     spark = get_spark("musicrec-recommend")
+    user_ids, song_ids = required_id_tables(spark, args.user_ids, args.song_ids)
     model = load(spark, args.model)
     # Exclude everything the user already has, train and test alike: a recommendation is news.
     # Only the two index columns are read: the IDs come from preprocess's small ID tables.
     seen = spark.read.parquet(args.interactions).select(C.USER_INDEX, C.ITEM_INDEX)
-    user_ids, song_ids = spark.read.parquet(args.user_ids), spark.read.parquet(args.song_ids)
     top = top_n_unseen(model, seen, args.top_n)
     rows = with_original_ids(top, user_ids, song_ids, spark.read.parquet(args.items)).cache()
     # Counted before the CSV is written: the count scores every user on all cores and fills the

@@ -10,7 +10,7 @@ from musicrec import columns as C
 from musicrec import job, side_by_side
 from musicrec.errors import PipelineError
 from musicrec.evaluation import RANKING_USERS, headline_of, ranking_users_arg, validation_score
-from musicrec.id_tables import read_id_tables
+from musicrec.id_tables import required_id_tables
 from musicrec.model import EXPLICIT, AlsParams, fit
 from musicrec.paths import staged_dir
 from musicrec.spark_config import get_spark
@@ -22,12 +22,7 @@ def work(args):
     run_dir = Path(args.run_dir)
     spark = get_spark("musicrec-train")
     interactions = spark.read.parquet(args.interactions)
-    ids = read_id_tables(spark, args.user_ids, args.song_ids)
-    if ids is None:  # recommend needs them too: fail before hours of training, not after
-        raise PipelineError(
-            "preprocess gave no user_ids_path / song_ids_path (this run's preprocess ran before the pipeline "
-            "wrote ID tables): clear the run from preprocess on, so that preprocess writes them"
-        )
+    ids = required_id_tables(spark, args.user_ids, args.song_ids)  # before hours of training, not after
     params = AlsParams(
         rank=args.rank, reg_param=args.reg_param, max_iter=args.max_iter, seed=args.seed,
         feedback=args.feedback, alpha=args.alpha,

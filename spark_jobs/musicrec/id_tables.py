@@ -31,6 +31,17 @@ def read_id_tables(spark, user_ids_path: str | None, song_ids_path: str | None) 
     return IdTables(spark.read.parquet(user_ids_path), spark.read.parquet(song_ids_path))
 
 
+def required_id_tables(spark, user_ids_path: str | None, song_ids_path: str | None) -> IdTables:
+    """`read_id_tables`, for a step that cannot work without them (train, recommend)."""
+    ids = read_id_tables(spark, user_ids_path, song_ids_path)
+    if ids is None:
+        raise PipelineError(
+            "preprocess gave no user_ids_path / song_ids_path (this run's preprocess ran before the pipeline "
+            "wrote ID tables): clear the run from preprocess on, so that preprocess writes them"
+        )
+    return ids
+
+
 def has_ids(frame) -> bool:
     return C.USER_ID in frame.columns and C.ITEM_ID in frame.columns
 
