@@ -85,3 +85,30 @@ def test_the_labeled_rows_are_cached_uncompressed_and_the_setting_is_restored(sp
     assert (prepared.rows_kept, prepared.rejected_by_reason) == (2, {"non_numeric_value": 1})
     monkeypatch.undo()
     assert sorted(r[C.RATING] for r in prepared.rows.collect()) == [2.0, 3.0]
+
+
+def test_a_file_is_read_in_splits_per_core_unless_the_setting_is_set(spark, tmp_path):
+    from musicrec.spark_config import FILE_SPLITS_PER_CORE, MIN_FILE_SPLITS, get_spark, split_files_per_core
+
+    # 15 MB of CSV and a 1 MB open cost: Spark's own rule (one split per core) gives 2 splits on
+    # local[2]; the jobs' rule gives FILE_SPLITS_PER_CORE per core.
+    path = tmp_path / "plays.csv"
+    path.write_text("".join(f"{i},{i % 97},{i % 5}.0,{1700000000 + i}\n" for i in range(500_000)))
+    cores = spark.sparkContext.defaultParallelism
+    before = spark.conf.get(MIN_FILE_SPLITS, None)  # a job's work() may have set it on this shared session
+    spark.conf.unset(MIN_FILE_SPLITS)
+    try:
+        with session_settings(spark, {"spark.sql.files.openCostInBytes": str(1 << 20)}):
+            assert spark.read.csv(str(path)).rdd.getNumPartitions() == cores
+            split_files_per_core(spark)
+            assert spark.conf.get(MIN_FILE_SPLITS) == str(FILE_SPLITS_PER_CORE * cores)
+            assert spark.read.csv(str(path)).rdd.getNumPartitions() == FILE_SPLITS_PER_CORE * cores
+        spark.conf.set(MIN_FILE_SPLITS, "3")  # set by the user: kept
+        split_files_per_core(spark)
+        assert spark.conf.get(MIN_FILE_SPLITS) == "3"
+        spark.conf.unset(MIN_FILE_SPLITS)
+        assert get_spark("musicrec-tests").conf.get(MIN_FILE_SPLITS) == str(FILE_SPLITS_PER_CORE * cores)  # every job's session
+    finally:
+        spark.conf.unset(MIN_FILE_SPLITS)
+        if before is not None:
+            spark.conf.set(MIN_FILE_SPLITS, before)
