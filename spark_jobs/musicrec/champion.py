@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from musicrec import columns as C
-from musicrec.id_tables import IdTables, with_ids
+from musicrec.id_tables import IdTables, read_id_tables, with_ids
 from musicrec.paths import staged_dir
 
 RECORD = "champion.json"
@@ -122,11 +122,15 @@ def fair_rows(champion: dict[str, Any], split: dict[str, Any], test):
     return test.filter(F.col(C.TIMESTAMP) > F.lit(newest)), why
 
 
+def champion_id_tables(spark, champion: dict[str, Any]) -> IdTables:
+    """The champion's own ID tables (user_id, user_index and song_id, item_index), kept by `crown`."""
+    return read_id_tables(spark, str(Path(champion["path"]) / "users"), str(Path(champion["path"]) / "songs"))
+
+
 def in_champion_space(spark, champion: dict[str, Any], frame):
     """`frame` (user_id, song_id, ...) with the champion's user_index and item_index instead of ours;
     rows with a user or song the champion does not know are dropped."""
-    users = spark.read.parquet(str(Path(champion["path"]) / "users"))
-    songs = spark.read.parquet(str(Path(champion["path"]) / "songs"))
+    users, songs = champion_id_tables(spark, champion)
     return frame.drop(C.USER_INDEX, C.ITEM_INDEX).join(users, C.USER_ID).join(songs, C.ITEM_ID)
 
 
@@ -190,8 +194,7 @@ def _in_our_space(spark, champion: dict[str, Any], lists, ours):
     not relevant either way); a song `ours` lacks gets a negative index, so it is never relevant."""
     from pyspark.sql import functions as F
 
-    users = spark.read.parquet(str(Path(champion["path"]) / "users"))
-    songs = spark.read.parquet(str(Path(champion["path"]) / "songs"))
+    users, songs = champion_id_tables(spark, champion)
     our_users = ours.select(C.USER_ID, F.col(C.USER_INDEX).alias("_user")).distinct()
     our_songs = ours.select(C.ITEM_ID, F.col(C.ITEM_INDEX).alias("_item")).distinct()
     return (

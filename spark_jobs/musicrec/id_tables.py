@@ -18,6 +18,12 @@ from musicrec import columns as C
 from musicrec.errors import PipelineError
 
 
+# Their schemas, as preprocess writes them: a parquet read without a schema runs a Spark job to
+# infer it, and train, evaluate, recommend and the champion's comparison each read these tables.
+USER_IDS_SCHEMA = f"{C.USER_ID} string, {C.USER_INDEX} int"
+SONG_IDS_SCHEMA = f"{C.ITEM_ID} string, {C.ITEM_INDEX} int"
+
+
 class IdTables(NamedTuple):
     users: Any  # DataFrame user_id, user_index: one row per user
     songs: Any  # DataFrame song_id, item_index: one row per song
@@ -28,7 +34,10 @@ def read_id_tables(spark, user_ids_path: str | None, song_ids_path: str | None) 
     (a run whose preprocess wrote none: its interactions still have the IDs)."""
     if not (user_ids_path and song_ids_path):
         return None
-    return IdTables(spark.read.parquet(user_ids_path), spark.read.parquet(song_ids_path))
+    return IdTables(
+        spark.read.schema(USER_IDS_SCHEMA).parquet(str(user_ids_path)),
+        spark.read.schema(SONG_IDS_SCHEMA).parquet(str(song_ids_path)),
+    )
 
 
 def required_id_tables(spark, user_ids_path: str | None, song_ids_path: str | None) -> IdTables:
