@@ -90,7 +90,7 @@ def test_the_labeled_rows_are_cached_uncompressed_and_the_setting_is_restored(sp
 def test_a_file_is_read_in_splits_per_core_unless_the_setting_is_set(spark, tmp_path):
     from musicrec.spark_config import FILE_SPLITS_PER_CORE, MIN_FILE_SPLITS, get_spark, split_files_per_core
 
-    # 15 MB of CSV and a 1 MB open cost: Spark's own rule (one split per core) gives 2 splits on
+    # 12 MB of CSV and a 1 MB open cost: Spark's own rule (one split per core) gives 2 splits on
     # local[2]; the jobs' rule gives FILE_SPLITS_PER_CORE per core.
     path = tmp_path / "plays.csv"
     path.write_text("".join(f"{i},{i % 97},{i % 5}.0,{1700000000 + i}\n" for i in range(500_000)))
