@@ -124,7 +124,8 @@ def fair_rows(champion: dict[str, Any], split: dict[str, Any], test):
 
 def champion_id_tables(spark, champion: dict[str, Any]) -> IdTables:
     """The champion's own ID tables (user_id, user_index and song_id, item_index), kept by `crown`."""
-    return read_id_tables(spark, str(Path(champion["path"]) / "users"), str(Path(champion["path"]) / "songs"))
+    folder = Path(champion["path"])
+    return read_id_tables(spark, str(folder / "users"), str(folder / "songs"))
 
 
 def in_champion_space(spark, champion: dict[str, Any], frame):

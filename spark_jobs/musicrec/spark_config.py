@@ -120,12 +120,12 @@ def als_blocks(spark) -> int:
     return int(configured) if configured else max(1, spark.sparkContext.defaultParallelism)
 
 
-# Files are read in at least this many splits per core. Spark's default (one per core, each at
-# most 128 MB) cut 25M plays' 600 MB CSV into 5 splits on 2 cores and read its 8 parquet files of
-# interactions as 3: each time the last wave ran on one core. Four per core keep the waves even
+# Files are read in at least this many splits per core. Spark aims at one per core, each at most
+# 128 MB: it cut 25M plays' 600 MB CSV into 5 splits on 2 cores and read its 8 parquet files of
+# interactions as 3, each time with a last wave on one core. Four per core keep the waves even
 # (bench/, the step alone at 25M, alternating: preprocess 48.7 and 52.1 s against 54.5 and 54.3 s;
 # recommend's seen-songs grouping ends 1.4 s sooner; train and evaluate unchanged). No split is
-# cut smaller than Spark's open cost (4 MB), so small data is read as before.
+# cut below Spark's open cost (4 MB), so a small file is still read whole.
 FILE_SPLITS_PER_CORE = 4
 MIN_FILE_SPLITS = "spark.sql.files.minPartitionNum"
 
