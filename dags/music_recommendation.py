@@ -39,6 +39,7 @@ from musicrec_operators import (
     DAG_ID,
     DEFAULT_SPLIT,
     FORMAT_NAMES,
+    MIN_RANKING_USERS,
     PUBLISHED_CSV_URI,
     RANKING_USERS,
     SPARK_POOL,
@@ -46,6 +47,7 @@ from musicrec_operators import (
     SparkJobOperator,
     log_task_failure,
     upstream,
+    upstream_if_any,
     upstream_result,
 )
 
@@ -98,6 +100,8 @@ PARAMS = {
     ),
     "ranking_users": Param(
         RANKING_USERS, type="integer", minimum=0, title="Users ranked at evaluation",
+        # Refused at the trigger, not by train after its retries: fewer say too little to judge a model.
+        anyOf=[{"const": 0}, {"minimum": MIN_RANKING_USERS}],
         description="Ranking metrics (the champion's comparison and tuning on play counts too) over at most about "
         "this many held-out users, drawn by a fixed hash of the user ID. 0: every user; otherwise at least 1000.",
     ),
@@ -170,8 +174,8 @@ with DAG(
         job="train",
         job_args={
             "interactions": upstream("preprocess", "interactions_path"),
-            "user_ids": upstream("preprocess", "user_ids_path"),
-            "song_ids": upstream("preprocess", "song_ids_path"),
+            "user_ids": upstream_if_any("preprocess", "user_ids_path"),
+            "song_ids": upstream_if_any("preprocess", "song_ids_path"),
             "feedback": upstream("preprocess", "feedback"),
             "split": "{{ params.split }}",
             "test_fraction": "{{ params.test_fraction }}",
@@ -217,8 +221,8 @@ with DAG(
             "model": upstream("train", "model_path"),
             "interactions": upstream("preprocess", "interactions_path"),
             "items": upstream("preprocess", "items_path"),
-            "user_ids": upstream("preprocess", "user_ids_path"),
-            "song_ids": upstream("preprocess", "song_ids_path"),
+            "user_ids": upstream_if_any("preprocess", "user_ids_path"),
+            "song_ids": upstream_if_any("preprocess", "song_ids_path"),
             "top_n": "{{ params.top_n }}",
             "headline_metric": upstream("evaluate", "headline_metric"),
             "headline_score": upstream("evaluate", "model_score"),

@@ -33,7 +33,7 @@ if str(JOBS_DIR) not in sys.path:  # the library the jobs share; no Spark is imp
 from musicrec import history, paths, result  # noqa: E402
 from musicrec.datasets import FORMAT_NAMES  # noqa: E402,F401  (the DAG's dataset_format choices)
 from musicrec.errors import PipelineError, TransientError  # noqa: E402
-from musicrec.evaluation import RANKING_USERS  # noqa: E402,F401  (the DAG's ranking_users default)
+from musicrec.evaluation import MIN_RANKING_USERS, RANKING_USERS  # noqa: E402,F401  (the DAG's ranking_users param)
 from musicrec.model import AlsParams  # noqa: E402
 from musicrec.spark_config import SPARK_CONF, sized_conf  # noqa: E402
 from musicrec.splits import DEFAULT_SPLIT, SPLITS  # noqa: E402,F401  (the DAG's split choices)
@@ -49,6 +49,12 @@ PYSPARK_PYTHON_ENV = "MUSICREC_PYSPARK_PYTHON"  # python for driver and executor
 def upstream(task_id: str, key: str) -> str:
     """A template for one key of an upstream task's result, e.g. upstream("download", "archive_path")."""
     return "{{ ti.xcom_pull(task_ids='%s')['%s'] }}" % (task_id, key)
+
+
+def upstream_if_any(task_id: str, key: str) -> str:
+    """`upstream`, rendered empty when the result has no such key (a result of older code): the
+    job then says what to do, where a missing key would fail the rendering with Jinja's message."""
+    return "{{ ti.xcom_pull(task_ids='%s').get('%s', '') }}" % (task_id, key)
 
 
 def upstream_result(task_id: str) -> str:

@@ -69,6 +69,8 @@ def test_params_have_valid_defaults_titles_and_descriptions(dagbag):
         ("feedback", "loud", "'loud' is not one of ['auto', 'explicit', 'implicit']"),
         ("dataset_format", "parquet", "'parquet' is not one of ['auto', 'generic'"),
         ("dataset_url", 5, "5 is not of type 'null', 'string'"),
+        ("ranking_users", 500, "500 is not valid under any of the given schemas"),
+        ("ranking_users", -1, "-1 is less than the minimum of 0"),
     ],
 )
 def test_bad_param_is_refused_with_the_schemas_reason(dagbag, name, bad, says):
@@ -77,6 +79,33 @@ def test_bad_param_is_refused_with_the_schemas_reason(dagbag, name, bad, says):
     with pytest.raises(ParamValidationError) as refused:
         dagbag.dags["music_recommendation"].params.get_param(name).resolve(bad)
     assert says in str(refused.value)
+
+
+@pytest.mark.parametrize("name, good", [("ranking_users", 0), ("ranking_users", 1000), ("ranking_users", 50_000)])
+def test_good_param_is_accepted(dagbag, name, good):
+    assert dagbag.dags["music_recommendation"].params.get_param(name).resolve(good) == good
+
+
+def test_an_upstream_result_without_the_id_tables_renders_empty_for_the_job_to_explain(dagbag):
+    """A preprocess result of older code has no user_ids_path: train and recommend must get ''
+    (their job then says to clear from preprocess), not fail in Jinja under StrictUndefined."""
+    import jinja2
+
+    class TaskInstance:
+        def __init__(self, result):
+            self.result = result
+
+        def xcom_pull(self, task_ids):
+            assert task_ids == "preprocess"
+            return self.result
+
+    dag = dagbag.dags["music_recommendation"]
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    for task_id in ("train", "recommend"):
+        for key in ("user_ids", "song_ids"):
+            template = env.from_string(dag.get_task(task_id).job_args[key])
+            assert template.render(ti=TaskInstance({"interactions_path": "/x"})) == "", (task_id, key)
+            assert template.render(ti=TaskInstance({f"{key}_path": "/ids"})) == "/ids", (task_id, key)
 
 
 def test_parse_is_cheap_and_imports_no_spark():
