@@ -25,8 +25,29 @@ EXIT_BAD_INPUT = 2
 log = logging.getLogger("musicrec")
 
 
+class JobArgumentParser(argparse.ArgumentParser):
+    """argparse, plus: a bad argument is recorded in the result file (when the command line names
+    one) as bad input, so that the operator fails the task at once instead of retrying a command
+    line that cannot change."""
+
+    def error(self, message: str):
+        result_file = _result_file_in(sys.argv[1:])
+        if result_file:
+            write_error(result_file, self.prog.removesuffix(".py"), f"bad argument: {message}", retryable=False)
+        super().error(message)  # usage and message on stderr, exit code 2 (EXIT_BAD_INPUT)
+
+
+def _result_file_in(argv: list[str]) -> str | None:
+    for position, argument in enumerate(argv):
+        if argument == "--result-file" and position + 1 < len(argv):
+            return argv[position + 1]
+        if argument.startswith("--result-file="):
+            return argument.split("=", 1)[1]
+    return None
+
+
 def parser_for(step: str, description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"{step}.py", description=description)
+    parser = JobArgumentParser(prog=f"{step}.py", description=description)
     parser.add_argument("--run-dir", required=True, help="this run's folder; outputs go below it")
     parser.add_argument("--result-file", required=True, help="where to write the step's result JSON")
     parser.add_argument("--run-id", default="", help="the Airflow run ID (default: the run folder's name)")

@@ -105,3 +105,25 @@ def test_bad_input_is_a_message_and_exit_2_not_a_trace(tmp_path):
     assert done.returncode == 2
     assert "ERROR in step 'download'" in done.stderr and "Traceback" not in done.stderr
     assert "only http, https and file" in json.loads((tmp_path / "r.json").read_text())["error"]
+
+
+@pytest.mark.parametrize("result_flag", ["--result-file", "--result-file="])
+def test_a_bad_argument_is_recorded_as_bad_input_not_retried(tmp_path, result_flag):
+    """argparse's own refusal (here ranking_users 500) must reach the result file as non-retryable:
+    without it the operator finds no result and retries a command line that cannot change."""
+    result_args = [result_flag + str(tmp_path / "r.json")] if result_flag.endswith("=") else [result_flag, str(tmp_path / "r.json")]
+    done = _run_job("train.py", "--run-dir", str(tmp_path), *result_args, "--interactions", str(tmp_path / "i"),
+                    "--ranking-users", "500")
+    assert done.returncode == 2
+    assert "usage: train.py" in done.stderr and "Traceback" not in done.stderr
+    recorded = json.loads((tmp_path / "r.json").read_text())
+    assert recorded["retryable"] is False and recorded["step"] == "train"
+    assert "bad argument: argument --ranking-users: ranking_users is 500" in recorded["error"]
+    with pytest.raises(PipelineError, match="ranking_users is 500"):
+        result.read_result(tmp_path / "r.json")
+
+
+def test_a_bad_argument_without_a_result_file_still_exits_2(tmp_path):
+    done = _run_job("train.py", "--run-dir", str(tmp_path), "--ranking-users", "500")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == []
