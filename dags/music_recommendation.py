@@ -101,7 +101,7 @@ PARAMS = {
     "ranking_users": Param(
         RANKING_USERS, type="integer", minimum=0, title="Users ranked at evaluation",
         # Refused at the trigger, not by train after its retries: fewer say too little to judge a model.
-        anyOf=[{"const": 0}, {"minimum": MIN_RANKING_USERS}],
+        **{"not": {"minimum": 1, "maximum": MIN_RANKING_USERS - 1}},
         description="Ranking metrics (the champion's comparison and tuning on play counts too) over at most about "
         "this many held-out users, drawn by a fixed hash of the user ID. 0: every user; otherwise at least 1000.",
     ),

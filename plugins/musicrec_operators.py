@@ -52,8 +52,9 @@ def upstream(task_id: str, key: str) -> str:
 
 
 def upstream_if_any(task_id: str, key: str) -> str:
-    """`upstream`, rendered empty when the result has no such key (a result of older code): the
-    job then says what to do, where a missing key would fail the rendering with Jinja's message."""
+    """`upstream`, rendered empty when the task's result lacks the key (a result of older code): the
+    job then says what to do, where a missing key would fail the rendering with Jinja's message.
+    A task with no result at all still fails the rendering, as with `upstream`."""
     return "{{ ti.xcom_pull(task_ids='%s').get('%s', '') }}" % (task_id, key)
 
 

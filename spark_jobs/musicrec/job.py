@@ -33,16 +33,22 @@ class JobArgumentParser(argparse.ArgumentParser):
     def error(self, message: str):
         result_file = _result_file_in(sys.argv[1:])
         if result_file:
-            write_error(result_file, self.prog.removesuffix(".py"), f"bad argument: {message}", retryable=False)
+            try:
+                write_error(result_file, self.prog.removesuffix(".py"), f"bad argument: {message}", retryable=False)
+            except OSError as error:  # argparse's own message below still says what is wrong
+                print(f"could not record the bad argument in {result_file}: {error}", file=sys.stderr)
         super().error(message)  # usage and message on stderr, exit code 2 (EXIT_BAD_INPUT)
 
 
 def _result_file_in(argv: list[str]) -> str | None:
-    for position, argument in enumerate(argv):
-        if argument == "--result-file" and position + 1 < len(argv):
-            return argv[position + 1]
+    """The --result-file argparse would take: the last one given, and never an option's name."""
+    for position in range(len(argv) - 1, -1, -1):
+        argument = argv[position]
         if argument.startswith("--result-file="):
-            return argument.split("=", 1)[1]
+            return argument.split("=", 1)[1] or None
+        if argument == "--result-file":
+            value = argv[position + 1] if position + 1 < len(argv) else ""
+            return value if value and not value.startswith("-") else None
     return None
 
 

@@ -88,9 +88,10 @@ def test_dataset_url_names_the_logical_date():
         resolve_dataset_url("http://h/{{ ds }}.zip", None)
 
 
-def _run_job(script, *args):
+def _run_job(script, *args, cwd=None):
     env = {**os.environ, "PYTHONPATH": str(JOBS)}
-    return subprocess.run([sys.executable, str(JOBS / script), *args], capture_output=True, text=True, env=env, timeout=60)
+    return subprocess.run([sys.executable, str(JOBS / script), *args], capture_output=True, text=True, env=env, timeout=60,
+                          cwd=cwd)
 
 
 @pytest.mark.parametrize("script", [f"{step}.py" for step in result.STEPS])
@@ -113,7 +114,7 @@ def test_a_bad_argument_is_recorded_as_bad_input_not_retried(tmp_path, result_fl
     without it the operator finds no result and retries a command line that cannot change."""
     result_args = [result_flag + str(tmp_path / "r.json")] if result_flag.endswith("=") else [result_flag, str(tmp_path / "r.json")]
     done = _run_job("train.py", "--run-dir", str(tmp_path), *result_args, "--interactions", str(tmp_path / "i"),
-                    "--ranking-users", "500")
+                    "--ranking-users", "500", cwd=tmp_path)
     assert done.returncode == 2
     assert "usage: train.py" in done.stderr and "Traceback" not in done.stderr
     recorded = json.loads((tmp_path / "r.json").read_text())
@@ -123,7 +124,27 @@ def test_a_bad_argument_is_recorded_as_bad_input_not_retried(tmp_path, result_fl
         result.read_result(tmp_path / "r.json")
 
 
-def test_a_bad_argument_without_a_result_file_still_exits_2(tmp_path):
-    done = _run_job("train.py", "--run-dir", str(tmp_path), "--ranking-users", "500")
-    assert done.returncode == 2 and "Traceback" not in done.stderr
+@pytest.mark.parametrize("args", [
+    ["--ranking-users", "500"],  # no --result-file at all
+    ["--result-file", "--interactions", "i"],  # the option's value missing: not a file named --interactions
+    ["--result-file=", "--ranking-users", "500"],
+])
+def test_a_bad_argument_without_a_result_file_writes_nothing_and_exits_2(tmp_path, args):
+    done = _run_job("train.py", "--run-dir", str(tmp_path / "run"), *args, cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "usage: train.py" in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_result_file_that_cannot_be_written_still_gives_argparses_message(tmp_path):
+    (tmp_path / "r.json").mkdir()  # a folder where the result file should go
+    done = _run_job("train.py", "--run-dir", str(tmp_path), "--result-file", str(tmp_path / "r.json"),
+                    "--interactions", "i", "--ranking-users", "500", cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "could not record the bad argument" in done.stderr and "ranking_users is 500" in done.stderr
+
+
+def test_the_last_result_file_given_is_the_one_written(tmp_path):
+    done = _run_job("train.py", "--run-dir", str(tmp_path), "--result-file", str(tmp_path / "first.json"),
+                    "--result-file", str(tmp_path / "last.json"), "--interactions", "i", "--ranking-users", "500", cwd=tmp_path)
+    assert done.returncode == 2
+    assert not (tmp_path / "first.json").exists() and json.loads((tmp_path / "last.json").read_text())["retryable"] is False
