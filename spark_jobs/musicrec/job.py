@@ -41,15 +41,15 @@ class JobArgumentParser(argparse.ArgumentParser):
 
 
 def _result_file_in(argv: list[str]) -> str | None:
-    """The --result-file argparse would take: the last one given, and never an option's name."""
-    for position in range(len(argv) - 1, -1, -1):
-        argument = argv[position]
-        if argument.startswith("--result-file="):
-            return argument.split("=", 1)[1] or None
-        if argument == "--result-file":
-            value = argv[position + 1] if position + 1 < len(argv) else ""
-            return value if value and not value.startswith("-") else None
-    return None
+    """The --result-file the job's parser would take (the last one given; an option's name is no
+    value), found by argparse itself with that one option, which cannot fail on the others."""
+    finder = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    finder.add_argument("--result-file")
+    try:
+        known, _ = finder.parse_known_args(argv)
+    except argparse.ArgumentError:  # --result-file without its value
+        return None
+    return known.result_file or None
 
 
 def parser_for(step: str, description: str) -> argparse.ArgumentParser:
