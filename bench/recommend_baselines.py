@@ -7,7 +7,10 @@ Times, each materialised the same way (written as parquet to a scratch folder):
   recommendForAllUsers          ALSModel.recommendForAllUsers(top_n), exploded: Spark alone
   recommendForAllUsers_unseen   the same, then the songs each user already has removed (an
                                 anti-join): lists come out shorter than top_n, see mean_list_length
-  top_n_unseen                  musicrec.recommend.top_n_unseen: what the recommend step runs
+  top_n_unseen                  musicrec.recommend.top_n_unseen: seen songs grouped by Spark (what
+                                the recommend step runs on ratings)
+  top_n_unseen_in_files         musicrec.recommend.top_n_unseen_in_files: what the recommend step
+                                runs (file by file on play counts, whose files hold whole users)
 Prints one line `BASELINES {...}` (seconds and list lengths). run_bench.py calls it on the DAG's
 own model after each run on generated data; `--only top_n_unseen` times just that one.
 """
@@ -33,7 +36,7 @@ def main() -> None:
 
     from musicrec import columns as C
     from musicrec.model import load
-    from musicrec.recommend import top_n_unseen
+    from musicrec.recommend import top_n_unseen, top_n_unseen_in_files
     from musicrec.spark_config import get_spark
 
     spark = get_spark("musicrec-bench-baselines")
@@ -54,6 +57,7 @@ def main() -> None:
         "recommendForAllUsers": spark_top_n,
         "recommendForAllUsers_unseen": lambda: spark_top_n().join(seen, [C.USER_INDEX, C.ITEM_INDEX], "left_anti"),
         "top_n_unseen": lambda: top_n_unseen(model, seen, args.top_n),
+        "top_n_unseen_in_files": lambda: top_n_unseen_in_files(model, args.interactions, args.top_n),
     }
     results = {}
     for name, build in variants.items():

@@ -7,14 +7,13 @@ import math
 from pathlib import Path
 
 from musicrec import champion, history, job
-from musicrec import columns as C
 from musicrec.errors import PipelineError
 from musicrec.id_tables import required_id_tables
 from musicrec.model import load
 from musicrec.paths import RECOMMENDATIONS_FILE, data_root_of_run
 from musicrec.gate import SUPERSEDED
 from musicrec.publication import Outcome, current_record, publish, version_dir
-from musicrec.recommend import recommendation_counts, top_n_unseen, with_original_ids, write_single_csv
+from musicrec.recommend import recommendation_counts, top_n_unseen_in_files, with_original_ids, write_single_csv
 from musicrec.spark_config import get_spark
 
 
@@ -25,8 +24,7 @@ def work(args):
     model = load(spark, args.model)
     # Exclude everything the user already has, train and test alike: a recommendation is news.
     # Only the two index columns are read: the IDs come from preprocess's small ID tables.
-    seen = spark.read.parquet(args.interactions).select(C.USER_INDEX, C.ITEM_INDEX)
-    top = top_n_unseen(model, seen, args.top_n)
+    top = top_n_unseen_in_files(model, args.interactions, args.top_n)
     rows = with_original_ids(top, user_ids, song_ids, spark.read.parquet(args.items)).cache()
     # Counted before the CSV is written: the count scores every user on all cores and fills the
     # cache, and the single-file CSV then only sorts and writes (scoring under its coalesce(1)

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from musicrec import columns as C
+from musicrec import interaction_files
 from musicrec.errors import PipelineError
 from musicrec.id_tables import IdTables
 from musicrec.spark_config import BYPASS_PARTIAL_AGGREGATION, UNCOMPRESSED_CACHE, session_settings
@@ -227,7 +228,9 @@ def add_indices(rows, sum_plays: bool = False) -> Indexed:
     indices = [F.col("_u").cast("int").alias(C.USER_INDEX), F.col("_i").cast("int").alias(C.ITEM_INDEX)]
     indexed = fitted.transform(rows).select(*indices, C.RATING, C.TIMESTAMP)
     if sum_plays:
-        indexed = sum_repeated_plays(indexed, (C.USER_INDEX, C.ITEM_INDEX))
+        # Shuffled by the user alone: each written file then holds whole users, which recommend
+        # reads file by file (musicrec.interaction_files), for no more than the sum's own shuffle.
+        indexed = sum_repeated_plays(interaction_files.by_user(indexed), (C.USER_INDEX, C.ITEM_INDEX))
     return Indexed(indexed, users, songs, len(user_labels), len(song_labels), summed=sum_plays)
 
 
@@ -244,6 +247,8 @@ def write_interactions(indexed: Indexed, path: Path) -> int | None:
     spark = indexed.interactions.sparkSession
     with session_settings(spark, BYPASS_PARTIAL_AGGREGATION if indexed.summed else {}):
         indexed.interactions.write.parquet(str(path))
+    if indexed.summed:  # summed `by_user` (add_indices)
+        interaction_files.mark_whole_users(path)
     return spark.read.parquet(str(path)).count() if indexed.summed else None
 
 

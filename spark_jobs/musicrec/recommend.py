@@ -9,9 +9,10 @@ import shutil
 from pathlib import Path
 
 from musicrec import columns as C
+from musicrec import interaction_files
 from musicrec import top_n_scoring as scoring
 from musicrec.paths import staged_dir
-from musicrec.top_n_scoring import RANK, SCORE, SEEN, TOP_N_SCHEMA, Songs, song_arrays
+from musicrec.top_n_scoring import RANK, SCORE, SEEN, TOP_N_SCHEMA, Songs, Users, song_arrays, user_arrays
 
 # Up to this many user x song scores (and users), top-N runs in the job's own Python process and
 # Spark's Python workers are never started: on the sample that saved ~1 s of evaluate (bench/,
@@ -19,6 +20,10 @@ from musicrec.top_n_scoring import RANK, SCORE, SEEN, TOP_N_SCHEMA, Songs, song_
 # of numpy; past that, the workers' parallelism should win. The user cap bounds what is collected.
 IN_DRIVER_SCORES = 50_000_000
 IN_DRIVER_USERS = 100_000
+# Scoring file by file sends every user's factors to each Python worker: above this many values
+# (users x (rank + 1), 256 MB in single precision) Spark groups the seen songs and joins each
+# user's factors instead.
+BROADCAST_USER_VALUES = 64_000_000
 
 
 def seen_songs(interactions):
@@ -50,6 +55,80 @@ def top_n_unseen(model, seen, n: int, users=None):
     if users is not None:
         user_table = every_user.join(users.select(C.USER_INDEX).distinct(), C.USER_INDEX)
     return _top_n(user_table, model.item_table(), seen, n, user_bound=every_user)
+
+
+def top_n_unseen_in_files(model, interactions, n: int):
+    """top_n_unseen of every user with factors against the interactions in the folder
+    `interactions` (preprocess's), reading the files with pyarrow instead of grouping them with
+    Spark where it can: the same lists (up to single-precision rounding: which users share a
+    chunk of the matrix product can move a score by one unit in the last place, and so reorder
+    near-ties).
+
+    - Up to the in-driver limits, the job's own process reads every file, groups by user in numpy
+      and scores (any layout).
+    - Above them, when preprocess wrote whole users per file (musicrec.interaction_files), each
+      Python worker scores whole files: no shuffle of the interactions, no Arrow transfer of them
+      (the 25M play counts' recommend step alone, alternating: 14.3 and 14.0 s against 18.3 and
+      17.5 s). Every user with factors must have interactions there (the model was fitted on
+      them or on a split of them); the users' factors are broadcast.
+    - Otherwise (ratings, a run written before that layout, a folder that is not local, users too
+      many to broadcast) Spark groups them, as top_n_unseen does.
+    """
+    item_table = model.item_table()
+    spark = item_table.sparkSession
+    files = interaction_files.part_files(interactions)
+    if files is not None:
+        users, songs = collected_users(model.user_table()), collected_songs(item_table)
+        if _in_driver_fits(len(users.ids), len(songs.ids)):
+            return _in_driver_frame(spark, [_scored_files(files, users, songs, n, scoring.SCORES_PER_CHUNK, every_user=True)])
+        if interaction_files.has_whole_users(interactions) and users.vectors.size <= BROADCAST_USER_VALUES:
+            return _scored_file_by_file(spark, files, users, songs, n)
+    seen = spark.read.parquet(str(interactions)).select(C.USER_INDEX, C.ITEM_INDEX)
+    return top_n_unseen(model, seen, n)
+
+
+def _scored_file_by_file(spark, files: list[str], users: Users, songs: Songs, n: int):
+    """TOP_N_SCHEMA rows of the users in `files`, one Spark task per file (each holding whole users)."""
+    shared = spark.sparkContext.broadcast((users, songs))
+    chunk_scores = scoring.SCORES_PER_CHUNK  # read here, in the driver: the workers import the module anew
+
+    def score(batches):
+        users, songs = shared.value
+        for batch in batches:
+            for number in batch["id"].tolist():
+                yield _scored_files([files[number]], users, songs, n, chunk_scores)
+
+    # One row per task, each the number of its file: no shuffle to spread the paths.
+    scored = spark.range(0, len(files), 1, len(files)).mapInPandas(score, TOP_N_SCHEMA).cache()
+    # Scored now, so that Spark plans what follows with the lists' real size: planned from a range
+    # of a few rows, the join with the ID tables broadcast the lists instead (at 25M plays 1.6M
+    # rows, 129 MB) and ran in one task (2 s).
+    scored.count()
+    return scored
+
+
+def _scored_files(files: list[str], users: Users, songs: Songs, n: int, chunk_scores: int, every_user: bool = False):
+    """The top-N rows (pandas) of the users with factors in `files`, read together; `every_user`:
+    also of the users with factors and no interaction there (with nothing seen)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pairs = pa.concat_tables([pq.read_table(f, columns=[C.USER_INDEX, C.ITEM_INDEX], use_threads=False) for f in files])
+    ids, lengths, items = scoring.grouped_by_user(pairs.column(C.USER_INDEX).to_numpy(), pairs.column(C.ITEM_INDEX).to_numpy())
+    rows = users.rows_of(ids)
+    known = rows >= 0
+    lengths, items, rows = lengths[known], items[np.repeat(known, lengths)], rows[known]
+    if every_user:
+        unseen = np.setdiff1d(np.arange(len(users.ids)), rows)
+        rows, lengths = np.concatenate([rows, unseen]), np.concatenate([lengths, np.zeros(len(unseen), dtype=lengths.dtype)])
+    seen = scoring.seen_cells_of(lengths, items, songs.position_of)
+    return scoring.score_arrays(users.ids[rows], users.vectors[rows], users.offsets[rows], seen, songs, n, chunk_scores)
+
+
+def _in_driver_fits(users: int, songs: int) -> bool:
+    """Whether top-N of `users` against `songs` runs in the job's own process."""
+    return users * songs <= IN_DRIVER_SCORES and users <= IN_DRIVER_USERS
 
 
 def popular_unseen(train, seen, users, n: int, user_bound=None):
@@ -98,19 +177,29 @@ def collected_songs(item_table) -> Songs:
     songs 0.14-0.30 s against 0.76-1.03 s as Rows (a 25M-plays model, three rounds). Sorted by
     index, so that a song's position breaks ties the way its index does (and, with
     StringIndexer's most-played-first indices, the first positions are the popular songs)."""
+    return song_arrays(*_collected_factors(item_table, C.ITEM_INDEX))
+
+
+def collected_users(user_table) -> Users:
+    """user_arrays of `user_table` (user_index, features, offset), collected as Arrow."""
+    return user_arrays(*_collected_factors(user_table, C.USER_INDEX))
+
+
+def _collected_factors(table, index_col: str):
+    """(indices, factors, offsets) of a factor table, sorted by index, as numpy arrays."""
     import numpy as np
 
-    table = item_table.select(C.ITEM_INDEX, "features", "offset").toArrow()
-    ids = table.column(C.ITEM_INDEX).to_numpy().astype(np.int64)
+    table = table.select(index_col, "features", "offset").toArrow()
+    ids = table.column(index_col).to_numpy().astype(np.int64)
     order = np.argsort(ids, kind="stable")
     features = table.column("features").combine_chunks()
     widths = set(features.value_lengths().to_numpy(zero_copy_only=False).tolist())
     if features.null_count or len(widths) > 1:
         # A flat buffer cut into equal rows would misalign the songs: say so instead.
-        raise ValueError(f"song factors must be non-null and of one length; found {features.null_count} null and "
+        raise ValueError(f"factors must be non-null and of one length; found {features.null_count} null and "
                          f"lengths {sorted(widths)[:5]}")
     vectors = features.flatten().to_numpy(zero_copy_only=False).reshape(len(ids), widths.pop() if widths else 0)
-    return song_arrays(ids[order], vectors[order], table.column("offset").to_numpy()[order])
+    return ids[order], vectors[order], table.column("offset").to_numpy()[order]
 
 
 

@@ -43,6 +43,33 @@ class Songs(NamedTuple):
     tail_max_abs_offset: float  # the largest absolute offset outside the head (for the rounding margin)
 
 
+class Users(NamedTuple):
+    """Users' factors for scoring (user_arrays), sorted by index."""
+
+    ids: Any  # user indices, ascending
+    vectors: Any  # users x (rank + 1), SCORE_DTYPE: the factors and a trailing 1 (it picks the song offsets)
+    offsets: Any  # SCORE_DTYPE: what a user adds to each of their scores
+
+    def rows_of(self, user_ids):
+        """The row of each of `user_ids` (any order), or -1 for a user without factors."""
+        import numpy as np
+
+        user_ids = np.asarray(user_ids, dtype=np.int64)
+        rows = np.searchsorted(self.ids, user_ids)
+        found = rows < len(self.ids)
+        found[found] = self.ids[rows[found]] == user_ids[found]
+        return np.where(found, rows, -1)
+
+
+def user_arrays(user_ids, user_vectors, user_offsets) -> Users:
+    """Users of the given indices (ascending), factors (users x rank) and offsets."""
+    import numpy as np
+
+    vectors = np.ones((len(user_ids), np.shape(user_vectors)[1] + 1), dtype=SCORE_DTYPE)
+    vectors[:, :-1] = user_vectors
+    return Users(np.asarray(user_ids, dtype=np.int64), vectors, np.asarray(user_offsets, dtype=SCORE_DTYPE))
+
+
 # Pruning (`score_batches`): each user is first scored against the HEAD_SONGS songs that can score
 # highest (largest factor norm plus offset); when their N-th best unseen score there beats what any
 # other song could score (Cauchy-Schwarz: |user| x the largest other norm + the largest other
@@ -94,10 +121,7 @@ def score_batches(batches, songs: Songs, n: int, chunk_scores: int):
     A user's offset is the same for all their songs: it cannot change their ranking, so it is
     added to the n kept scores only."""
     import numpy as np
-    import pandas as pd
 
-    keep = min(n, len(songs.ids))
-    prune = 0 < keep <= len(songs.head)  # song_arrays gives finite factors a head only
     for batch in batches:
         users = len(batch)
         if not users:
@@ -105,24 +129,37 @@ def score_batches(batches, songs: Songs, n: int, chunk_scores: int):
         # Per batch, not per chunk: a chunk is a few dozen users, and pandas costs per call.
         user_vectors = np.ones((users, songs.factors_t.shape[0]), dtype=SCORE_DTYPE)  # the trailing 1 picks the song offsets
         user_vectors[:, :-1] = np.array(batch["features"].tolist(), dtype=SCORE_DTYPE).reshape(users, -1)
-        seen = seen_cells(batch[SEEN], songs.position_of)
-        best = np.empty((users, keep), dtype=np.int64)
-        best_scores = np.empty((users, keep), dtype=SCORE_DTYPE)
-        unsettled = np.arange(users)
-        if prune:
-            unsettled = _settle_in_head(user_vectors, seen, songs, keep, chunk_scores, best, best_scores)
-        _score_rows(user_vectors, unsettled, seen, songs, keep, chunk_scores, best, best_scores)
-        best_scores += batch["offset"].to_numpy(dtype=SCORE_DTYPE)[:, None]  # a NaN or infinite offset: not finite, no rows
-        finite = np.isfinite(best_scores)  # fewer than n unseen songs: shorter list
-        # Ranks count the kept songs only: a list always starts at 1, even after an infinite score.
-        ranks = np.cumsum(finite, axis=1)
-        found = finite.ravel()
-        yield pd.DataFrame({
-            C.USER_INDEX: np.repeat(batch[C.USER_INDEX].to_numpy(), keep)[found].astype(np.int32),
-            C.ITEM_INDEX: songs.ids[best].ravel()[found].astype(np.int32),
-            SCORE: best_scores.ravel()[found].astype(np.float64),
-            RANK: ranks.ravel()[found].astype(np.int32),
-        })
+        yield score_arrays(batch[C.USER_INDEX].to_numpy(), user_vectors, batch["offset"].to_numpy(dtype=SCORE_DTYPE),
+                           seen_cells(batch[SEEN], songs.position_of), songs, n, chunk_scores)
+
+
+def score_arrays(user_ids, user_vectors, user_offsets, seen, songs: Songs, n: int, chunk_scores: int):
+    """score_batches' work on arrays: the top-N rows (pandas, TOP_N_SCHEMA) of the users
+    `user_ids`, whose vectors (users x (rank + 1), the last column 1) and offsets are given, and
+    whose seen songs are `seen` (SeenCells, rows in the users' order)."""
+    import numpy as np
+    import pandas as pd
+
+    users = len(user_ids)
+    keep = min(n, len(songs.ids))
+    prune = 0 < keep <= len(songs.head)  # song_arrays gives finite factors a head only
+    best = np.empty((users, keep), dtype=np.int64)
+    best_scores = np.empty((users, keep), dtype=SCORE_DTYPE)
+    unsettled = np.arange(users)
+    if prune:
+        unsettled = _settle_in_head(user_vectors, seen, songs, keep, chunk_scores, best, best_scores)
+    _score_rows(user_vectors, unsettled, seen, songs, keep, chunk_scores, best, best_scores)
+    best_scores += np.asarray(user_offsets, dtype=SCORE_DTYPE)[:, None]  # a NaN or infinite offset: not finite, no rows
+    finite = np.isfinite(best_scores)  # fewer than n unseen songs: shorter list
+    # Ranks count the kept songs only: a list always starts at 1, even after an infinite score.
+    ranks = np.cumsum(finite, axis=1)
+    found = finite.ravel()
+    return pd.DataFrame({
+        C.USER_INDEX: np.repeat(np.asarray(user_ids), keep)[found].astype(np.int32),
+        C.ITEM_INDEX: songs.ids[best].ravel()[found].astype(np.int32),
+        SCORE: best_scores.ravel()[found].astype(np.float64),
+        RANK: ranks.ravel()[found].astype(np.int32),
+    })
 
 
 def _settle_in_head(user_vectors, seen, songs: Songs, keep: int, chunk_scores: int, best, best_scores):
@@ -227,6 +264,17 @@ def seen_cells(seen_lists, position_of) -> SeenCells:
     if not lengths.any():
         return SeenCells(np.zeros(len(lengths) + 1, dtype=np.int64), np.zeros(0, dtype=np.int64))
     items = np.concatenate([np.asarray(items, dtype=np.int64) for items in seen_lists if items is not None and len(items)])
+    return seen_cells_of(lengths, items, position_of)
+
+
+def seen_cells_of(lengths, items, position_of) -> SeenCells:
+    """seen_cells of rows given as their lengths and their item indices one row after another."""
+    import numpy as np
+
+    lengths = np.asarray(lengths, dtype=np.int64)
+    items = np.asarray(items, dtype=np.int64)
+    if not len(items):
+        return SeenCells(np.zeros(len(lengths) + 1, dtype=np.int64), np.zeros(0, dtype=np.int64))
     # Filtering ~20M cells by mask costs a second; the common case (every seen song has factors) needs none.
     known = items < len(position_of)
     positions = position_of[items] if known.all() else np.where(known, position_of[np.where(known, items, 0)], -1)
@@ -235,6 +283,19 @@ def seen_cells(seen_lists, position_of) -> SeenCells:
         return SeenCells(np.concatenate([[0], np.cumsum(lengths)]), positions)
     kept = np.bincount(np.repeat(np.arange(len(lengths)), lengths)[scored], minlength=len(lengths))
     return SeenCells(np.concatenate([[0], np.cumsum(kept)]), positions[scored])
+
+
+def grouped_by_user(user_ids, item_ids):
+    """Interaction pairs grouped by user: (the users ascending, how many items each has, the items
+    in the users' order; a user's items keep their order)."""
+    import numpy as np
+
+    order = np.argsort(user_ids, kind="stable")
+    users, items = np.asarray(user_ids)[order], np.asarray(item_ids)[order]
+    if not len(users):
+        return users, np.zeros(0, dtype=np.int64), items
+    starts = np.flatnonzero(np.concatenate([[True], users[1:] != users[:-1]]))
+    return users[starts], np.diff(np.append(starts, len(users))), items
 
 
 BOUND_SAMPLE = 1024  # songs whose keep-th best score bounds a row's cut-off from below

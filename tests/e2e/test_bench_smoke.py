@@ -35,6 +35,7 @@ def test_bench_harness_on_a_tiny_generated_dataset(tmp_path, monkeypatch):
     # once Spark's lists lose the songs users already have).
     baselines = record["recommend_baselines"]
     assert baselines["top_n_unseen"]["rows"] == baselines["recommendForAllUsers"]["rows"] == 10 * users
+    assert baselines["top_n_unseen_in_files"]["rows"] == 10 * users
     assert baselines["recommendForAllUsers_unseen"]["mean_list_length"] < 10
     assert all(variant["seconds"] > 0 for variant in baselines.values())
     table = (tmp_path / "latest.md").read_text()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from musicrec import columns as C
+from musicrec import interaction_files
 from musicrec.datasets import detect_format
 from musicrec.errors import PipelineError
 from musicrec.id_tables import with_ids
-from musicrec.prepare import add_indices, check_enough, check_rejects, prepare
+from musicrec.prepare import add_indices, check_enough, check_rejects, prepare, write_interactions
 from support import job_module
 
 RATINGS = """userId,songId,rating,timestamp
@@ -238,3 +239,58 @@ def test_preprocess_refuses_too_few_summed_plays_and_keeps_nothing_of_its_tables
         job_module("preprocess").work(args)
     left = sorted(p.name for p in (tmp_path / "run").iterdir())
     assert left == ["preprocess_rejects"], left  # no preprocess folder, no staging leftovers
+
+
+def several_files(spark):
+    """Settings under which a small write is still several files: 4 shuffle partitions that
+    adaptive execution does not merge."""
+    from musicrec.spark_config import session_settings
+
+    return session_settings(spark, {"spark.sql.adaptive.enabled": "false", "spark.sql.shuffle.partitions": "4"})
+
+
+def test_summed_play_counts_are_written_with_each_users_rows_in_one_file_and_marked(spark, tmp_path):
+    """recommend scores such files one by one (musicrec.interaction_files): a user split over two
+    files would get two lists, each missing the other file's seen songs."""
+    import pyarrow.parquet as pq
+
+    plays = [(f"u{u}", f"s{(u * 7 + k % 8) % 30}", 1.0, k) for u in range(40) for k in range(12)]  # repeats to sum
+    rows = spark.createDataFrame(plays, f"{C.USER_ID} string, {C.ITEM_ID} string, {C.RATING} double, {C.TIMESTAMP} long")
+    folder = tmp_path / "interactions"
+    with several_files(spark):
+        written = write_interactions(add_indices(rows, sum_plays=True), folder)
+    files = interaction_files.part_files(folder)
+    assert written == 40 * 8 and len(files) >= 3, files  # the users are spread over several files
+    file_of = {}
+    for name in files:
+        for user in set(pq.read_table(name, columns=[C.USER_INDEX]).column(0).to_pylist()):
+            assert user not in file_of, f"user {user} is in {file_of[user]} and {name}"
+            file_of[user] = name
+    assert len(file_of) == 40
+    assert interaction_files.has_whole_users(folder)
+
+
+def test_ratings_are_written_as_they_come_and_not_marked_as_whole_users(spark, dataset_dir, tmp_path):
+    """Ratings are not shuffled at the write: recommend must group them with Spark."""
+    with several_files(spark):
+        write_interactions(add_indices(run_prepare(spark, dataset_dir).rows), tmp_path / "interactions")
+    assert interaction_files.part_files(tmp_path / "interactions")
+    assert not interaction_files.has_whole_users(tmp_path / "interactions")
+
+
+def test_only_local_folders_of_parquet_parts_are_read_file_by_file(tmp_path):
+    folder = tmp_path / "interactions"
+    assert interaction_files.part_files(folder) is None  # missing
+    folder.mkdir()
+    (folder / "_SUCCESS").write_text("")
+    (folder / ".part-00000.parquet.crc").write_text("")
+    assert interaction_files.part_files(folder) is None  # no data file
+    for name in ("part-00001.parquet", "part-00000.parquet"):
+        (folder / name).write_bytes(b"")
+    assert interaction_files.part_files(folder) == [str(folder / "part-00000.parquet"), str(folder / "part-00001.parquet")]
+    assert interaction_files.part_files(f"file://{folder}") is None  # a URI: Spark's to read
+    assert not interaction_files.has_whole_users(folder)
+    (folder / interaction_files.LAYOUT_FILE).write_text("{not json")
+    assert not interaction_files.has_whole_users(folder)
+    interaction_files.mark_whole_users(folder)
+    assert interaction_files.has_whole_users(folder)

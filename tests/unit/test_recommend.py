@@ -248,3 +248,49 @@ def test_songs_collected_from_many_partitions_in_any_order(spark):
     ragged = spark.createDataFrame([(0, [1.0], 0.0), (1, [1.0, 2.0], 0.0)], f"{C.ITEM_INDEX} int, features array<float>, offset double")
     with pytest.raises(ValueError, match="one length"):
         recommend.collected_songs(ragged)
+
+
+@pytest.mark.parametrize("layout", ["whole_users", "unmarked"])
+def test_top_n_read_from_the_files_is_top_n_unseen(spark, trained, top_n_path, tmp_path, monkeypatch, layout):
+    """recommend reads preprocess's files itself: in the driver (any layout), file by file in
+    the Python workers (whole users per file, as marked), or else through Spark's grouping."""
+    from musicrec import interaction_files
+    from musicrec.spark_config import session_settings
+
+    model, seen = trained
+    folder = tmp_path / "interactions"
+    with session_settings(spark, {"spark.sql.adaptive.enabled": "false", "spark.sql.shuffle.partitions": "3"}):
+        interaction_files.by_user(seen).write.parquet(str(folder))
+    assert len(interaction_files.part_files(folder)) == 3
+    if layout == "whole_users":
+        interaction_files.mark_whole_users(folder)
+    ways = []
+    for name in ("_scored_file_by_file", "top_n_unseen"):
+        real = getattr(recommend, name)
+        monkeypatch.setattr(recommend, name, lambda *args, real=real, name=name: ways.append(name) or real(*args))
+    pairs = {(r[C.USER_INDEX], r[C.ITEM_INDEX]) for r in seen.collect()}
+    assert_same_top_n(as_lists(recommend.top_n_unseen_in_files(model, folder, 5)), brute_force_top_n(model, pairs, 5))
+    expected_way = {"in_driver": [], "python_workers": ["_scored_file_by_file" if layout == "whole_users" else "top_n_unseen"]}
+    assert ways == expected_way[top_n_path]
+
+
+def test_top_n_read_in_the_driver_lists_users_with_factors_and_no_interaction(spark, trained, tmp_path):
+    model, seen = trained
+    without_user_0 = seen.filter(f"{C.USER_INDEX} <> 0")
+    without_user_0.write.parquet(str(tmp_path / "interactions"))
+    pairs = {(r[C.USER_INDEX], r[C.ITEM_INDEX]) for r in without_user_0.collect()}
+    got = as_lists(recommend.top_n_unseen_in_files(model, tmp_path / "interactions", 5))
+    assert len(got[0]) == 5
+    assert_same_top_n(got, brute_force_top_n(model, pairs, 5))
+
+
+def test_top_n_read_from_a_folder_python_cannot_open_goes_through_spark(spark, trained, tmp_path, monkeypatch):
+    model, seen = trained
+    seen.write.parquet(str(tmp_path / "interactions"))
+    ways = []
+    real = recommend.top_n_unseen
+    monkeypatch.setattr(recommend, "top_n_unseen", lambda *args: ways.append(1) or real(*args))
+    pairs = {(r[C.USER_INDEX], r[C.ITEM_INDEX]) for r in seen.collect()}
+    got = recommend.top_n_unseen_in_files(model, f"file://{tmp_path / 'interactions'}", 5)
+    assert_same_top_n(as_lists(got), brute_force_top_n(model, pairs, 5))
+    assert ways == [1]

@@ -185,3 +185,15 @@ def test_seen_cells_of_any_rows():
         expected = [(i, int(position_of[item])) for i, row in enumerate(rows) for item in (lists[row] if lists[row] is not None else [])
                     if item < 50 and position_of[item] >= 0]
         assert sorted(zip(local.tolist(), positions.tolist())) == sorted(expected), trial
+
+
+def test_pairs_are_grouped_by_user_and_users_found_by_index():
+    users, lengths, items = scoring.grouped_by_user(np.array([5, 2, 5, 9, 2, 5]), np.array([1, 2, 3, 4, 5, 6]))
+    assert users.tolist() == [2, 5, 9] and lengths.tolist() == [2, 3, 1] and items.tolist() == [2, 5, 1, 3, 6, 4]
+    empty = scoring.grouped_by_user(np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32))
+    assert [len(part) for part in empty] == [0, 0, 0]
+    known = scoring.user_arrays(np.array([2, 5, 9]), np.ones((3, 2)), np.zeros(3))
+    assert known.vectors.shape == (3, 3)
+    assert known.rows_of([9, 3, 2, 10, 5, -1]).tolist() == [2, -1, 0, -1, 1, -1]
+    cells = scoring.seen_cells_of(lengths, items, np.array([-1, 0, 1, 2, -1, 3, 4]))  # song 4 has no factors
+    assert cells.row_start.tolist() == [0, 2, 5, 5] and cells.positions.tolist() == [1, 3, 0, 2, 4]
