@@ -30,6 +30,7 @@ def work(args):
     # cache, and the single-file CSV then only sorts and writes (scoring under its coalesce(1)
     # would run in one task).
     row_count, users = recommendation_counts(rows)
+    top.unpersist()  # scored file by file, the lists were cached before the IDs were put back
     if row_count == 0:
         raise PipelineError(f"no recommendations were produced from {args.interactions}: nothing to publish")
     csv_path = write_single_csv(rows, run_dir / "recommend" / RECOMMENDATIONS_FILE)

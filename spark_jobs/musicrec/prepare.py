@@ -191,6 +191,7 @@ class Indexed:
     user_count: int
     song_count: int
     summed: bool = False  # play counts summed by `interactions` (write it with `write_interactions`)
+    whole_users_per_file: bool = False  # `interactions` is grouped after interaction_files.by_user
 
     @property
     def id_tables(self) -> IdTables:
@@ -231,7 +232,7 @@ def add_indices(rows, sum_plays: bool = False) -> Indexed:
         # Shuffled by the user alone: each written file then holds whole users, which recommend
         # reads file by file (musicrec.interaction_files), for no more than the sum's own shuffle.
         indexed = sum_repeated_plays(interaction_files.by_user(indexed), (C.USER_INDEX, C.ITEM_INDEX))
-    return Indexed(indexed, users, songs, len(user_labels), len(song_labels), summed=sum_plays)
+    return Indexed(indexed, users, songs, len(user_labels), len(song_labels), summed=sum_plays, whole_users_per_file=sum_plays)
 
 
 def write_interactions(indexed: Indexed, path: Path) -> int | None:
@@ -246,9 +247,10 @@ def write_interactions(indexed: Indexed, path: Path) -> int | None:
     """
     spark = indexed.interactions.sparkSession
     with session_settings(spark, BYPASS_PARTIAL_AGGREGATION if indexed.summed else {}):
-        indexed.interactions.write.parquet(str(path))
-    if indexed.summed:  # summed `by_user` (add_indices)
-        interaction_files.mark_whole_users(path)
+        if indexed.whole_users_per_file:
+            interaction_files.write_whole_users(indexed.interactions, path)
+        else:
+            indexed.interactions.write.parquet(str(path))
     return spark.read.parquet(str(path)).count() if indexed.summed else None
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from musicrec import columns as C
 from musicrec import interaction_files
 from musicrec import top_n_scoring as scoring
+from musicrec.errors import PipelineError
 from musicrec.paths import staged_dir
 from musicrec.top_n_scoring import RANK, SCORE, SEEN, TOP_N_SCHEMA, Songs, Users, song_arrays, user_arrays
 
@@ -20,10 +21,10 @@ from musicrec.top_n_scoring import RANK, SCORE, SEEN, TOP_N_SCHEMA, Songs, Users
 # of numpy; past that, the workers' parallelism should win. The user cap bounds what is collected.
 IN_DRIVER_SCORES = 50_000_000
 IN_DRIVER_USERS = 100_000
-# Scoring file by file sends every user's factors to each Python worker: above this many values
-# (users x (rank + 1), 256 MB in single precision) Spark groups the seen songs and joins each
-# user's factors instead.
-BROADCAST_USER_VALUES = 64_000_000
+# Scoring file by file sends every user's factors to each Python worker, outside the executors'
+# heap: above this many values (users x (rank + 1), 64 MB in single precision; 1.45M users at rank
+# 10) Spark groups the seen songs and joins each user's factors instead.
+BROADCAST_USER_VALUES = 16_000_000
 
 
 def seen_songs(interactions):
@@ -69,28 +70,38 @@ def top_n_unseen_in_files(model, interactions, n: int):
     - Above them, when preprocess wrote whole users per file (musicrec.interaction_files), each
       Python worker scores whole files: no shuffle of the interactions, no Arrow transfer of them
       (the 25M play counts' recommend step alone, alternating: 14.3 and 14.0 s against 18.3 and
-      17.5 s). Every user with factors must have interactions there (the model was fitted on
-      them or on a split of them); the users' factors are broadcast.
+      17.5 s). The users' factors are broadcast, so only up to BROADCAST_USER_VALUES. Every user
+      with factors must have interactions there (the model was fitted on them or on a split of
+      them): a user in no file gets no list.
     - Otherwise (ratings, a run written before that layout, a folder that is not local, users too
       many to broadcast) Spark groups them, as top_n_unseen does.
     """
-    item_table = model.item_table()
+    item_table, user_table = model.item_table(), model.user_table()
     spark = item_table.sparkSession
+    songs = collected_songs(item_table)
     files = interaction_files.part_files(interactions)
     if files is not None:
-        users, songs = collected_users(model.user_table()), collected_songs(item_table)
-        if _in_driver_fits(len(users.ids), len(songs.ids)):
+        in_driver_users = in_driver_user_limit(len(songs.ids))
+        whole_users = interaction_files.has_whole_users(interactions)
+        broadcast_users = BROADCAST_USER_VALUES // songs.factors_t.shape[0] if whole_users else 0  # rank + 1 values each
+        # Counted no further than either limit: the users' factors are collected only to be used.
+        user_count = user_table.limit(max(in_driver_users, broadcast_users) + 1).count()
+        if user_count <= in_driver_users:
+            users = collected_users(user_table)
             return _in_driver_frame(spark, [_scored_files(files, users, songs, n, scoring.SCORES_PER_CHUNK, every_user=True)])
-        if interaction_files.has_whole_users(interactions) and users.vectors.size <= BROADCAST_USER_VALUES:
-            return _scored_file_by_file(spark, files, users, songs, n)
+        if user_count <= broadcast_users:
+            return _scored_file_by_file(spark, interactions, files, collected_users(user_table), songs, n)
     seen = spark.read.parquet(str(interactions)).select(C.USER_INDEX, C.ITEM_INDEX)
-    return top_n_unseen(model, seen, n)
+    return _top_n(user_table, item_table, seen, n, user_bound=user_table, songs=songs)
 
 
-def _scored_file_by_file(spark, files: list[str], users: Users, songs: Songs, n: int):
-    """TOP_N_SCHEMA rows of the users in `files`, one Spark task per file (each holding whole users)."""
+def _scored_file_by_file(spark, folder, files: list[str], users: Users, songs: Songs, n: int):
+    """TOP_N_SCHEMA rows of the users in `files`, one Spark task per file (each holding whole
+    users, as `folder`'s layout marker says), cached."""
+    from pyspark.sql import functions as F
+
     shared = spark.sparkContext.broadcast((users, songs))
-    chunk_scores = scoring.SCORES_PER_CHUNK  # read here, in the driver: the workers import the module anew
+    chunk_scores = scoring.SCORES_PER_CHUNK  # read in the driver: the workers import the module anew
 
     def score(batches):
         users, songs = shared.value
@@ -102,8 +113,17 @@ def _scored_file_by_file(spark, files: list[str], users: Users, songs: Songs, n:
     scored = spark.range(0, len(files), 1, len(files)).mapInPandas(score, TOP_N_SCHEMA).cache()
     # Scored now, so that Spark plans what follows with the lists' real size: planned from a range
     # of a few rows, the join with the ID tables broadcast the lists instead (at 25M plays 1.6M
-    # rows, 129 MB) and ran in one task (2 s).
-    scored.count()
+    # rows, 129 MB) and ran in one task (2 s). The same pass checks the layout: a user whose rows
+    # were in two files would have two lists, each blind to the other file's seen songs, and
+    # there would be more lists than users (unless as many users got none: they have seen every
+    # song). An exact check, counting distinct users, cost 0.4 s more at 25M plays.
+    lists = scored.agg(F.count_if(F.col(RANK) == 1)).first()[0]
+    if lists > len(users.ids):
+        raise PipelineError(
+            f"{lists} lists for {len(users.ids)} users: users have rows in more than one file of {folder}, although "
+            f"its {interaction_files.LAYOUT_FILE} says that each file holds whole users. Nothing was published. Clear "
+            "the run from preprocess on to write the folder again (or delete that file to have it read through Spark)."
+        )
     return scored
 
 
@@ -126,9 +146,9 @@ def _scored_files(files: list[str], users: Users, songs: Songs, n: int, chunk_sc
     return scoring.score_arrays(users.ids[rows], users.vectors[rows], users.offsets[rows], seen, songs, n, chunk_scores)
 
 
-def _in_driver_fits(users: int, songs: int) -> bool:
-    """Whether top-N of `users` against `songs` runs in the job's own process."""
-    return users * songs <= IN_DRIVER_SCORES and users <= IN_DRIVER_USERS
+def in_driver_user_limit(song_count: int) -> int:
+    """How many users top-N scores in the job's own process against `song_count` songs."""
+    return min(IN_DRIVER_SCORES // max(song_count, 1), IN_DRIVER_USERS)
 
 
 def popular_unseen(train, seen, users, n: int, user_bound=None):
@@ -148,19 +168,18 @@ def popular_unseen(train, seen, users, n: int, user_bound=None):
     return _top_n(user_table, items, seen, n, user_bound=users if user_bound is None else user_bound)
 
 
-def _top_n(user_table, item_table, seen, n: int, user_bound):
+def _top_n(user_table, item_table, seen, n: int, user_bound, songs: Songs | None = None):
     """score(u, i) = user offset + song offset + user features . song features; best n unseen.
 
     `user_bound` has at least as many rows as `user_table` and is cheap to scan: counting it (no
     further than the in-driver limit) decides where the scoring runs without computing the
-    users' own joins and shuffles twice.
+    users' own joins and shuffles twice. `songs`: item_table already collected.
     """
-    songs = collected_songs(item_table)
+    songs = collected_songs(item_table) if songs is None else songs
     chunk_scores = scoring.SCORES_PER_CHUNK  # read here, in the driver: the workers import the module anew
     users = user_table.join(seen_songs(seen), C.USER_INDEX, "left")
     spark = user_table.sparkSession
-    song_count = len(songs.ids)
-    in_driver_users = min(IN_DRIVER_SCORES // max(song_count, 1), IN_DRIVER_USERS)
+    in_driver_users = in_driver_user_limit(len(songs.ids))
     if in_driver_users and user_bound.limit(in_driver_users + 1).count() <= in_driver_users:
         return _in_driver_frame(spark, list(scoring.score_batches([users.toPandas()], songs, n, chunk_scores)))
 

@@ -44,14 +44,15 @@ class Songs(NamedTuple):
 
 
 class Users(NamedTuple):
-    """Users' factors for scoring (user_arrays), sorted by index."""
+    """Users' factors for scoring (user_arrays)."""
 
-    ids: Any  # user indices, ascending
+    ids: Any  # user indices (ascending, for rows_of)
     vectors: Any  # users x (rank + 1), SCORE_DTYPE: the factors and a trailing 1 (it picks the song offsets)
     offsets: Any  # SCORE_DTYPE: what a user adds to each of their scores
 
     def rows_of(self, user_ids):
-        """The row of each of `user_ids` (any order), or -1 for a user without factors."""
+        """The row of each of `user_ids` (any order), or -1 for a user without factors; `ids`
+        must be ascending (as collected_users gives them)."""
         import numpy as np
 
         user_ids = np.asarray(user_ids, dtype=np.int64)
@@ -62,7 +63,7 @@ class Users(NamedTuple):
 
 
 def user_arrays(user_ids, user_vectors, user_offsets) -> Users:
-    """Users of the given indices (ascending), factors (users x rank) and offsets."""
+    """Users of the given indices, factors (users x rank) and offsets, in their order."""
     import numpy as np
 
     vectors = np.ones((len(user_ids), np.shape(user_vectors)[1] + 1), dtype=SCORE_DTYPE)
@@ -127,9 +128,9 @@ def score_batches(batches, songs: Songs, n: int, chunk_scores: int):
         if not users:
             continue
         # Per batch, not per chunk: a chunk is a few dozen users, and pandas costs per call.
-        user_vectors = np.ones((users, songs.factors_t.shape[0]), dtype=SCORE_DTYPE)  # the trailing 1 picks the song offsets
-        user_vectors[:, :-1] = np.array(batch["features"].tolist(), dtype=SCORE_DTYPE).reshape(users, -1)
-        yield score_arrays(batch[C.USER_INDEX].to_numpy(), user_vectors, batch["offset"].to_numpy(dtype=SCORE_DTYPE),
+        vectors = np.array(batch["features"].tolist(), dtype=SCORE_DTYPE).reshape(users, songs.factors_t.shape[0] - 1)
+        batch_users = user_arrays(batch[C.USER_INDEX].to_numpy(), vectors, batch["offset"].to_numpy())
+        yield score_arrays(batch_users.ids, batch_users.vectors, batch_users.offsets,
                            seen_cells(batch[SEEN], songs.position_of), songs, n, chunk_scores)
 
 
@@ -276,7 +277,7 @@ def seen_cells_of(lengths, items, position_of) -> SeenCells:
     if not len(items):
         return SeenCells(np.zeros(len(lengths) + 1, dtype=np.int64), np.zeros(0, dtype=np.int64))
     # Filtering ~20M cells by mask costs a second; the common case (every seen song has factors) needs none.
-    known = items < len(position_of)
+    known = (items >= 0) & (items < len(position_of))
     positions = position_of[items] if known.all() else np.where(known, position_of[np.where(known, items, 0)], -1)
     scored = positions >= 0
     if scored.all():

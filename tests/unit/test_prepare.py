@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from musicrec import columns as C
@@ -241,15 +243,28 @@ def test_preprocess_refuses_too_few_summed_plays_and_keeps_nothing_of_its_tables
     assert left == ["preprocess_rejects"], left  # no preprocess folder, no staging leftovers
 
 
-def several_files(spark):
-    """Settings under which a small write is still several files: 4 shuffle partitions that
-    adaptive execution does not merge."""
+# Settings under which a small write is still several files: 4 shuffle partitions that adaptive
+# execution does not merge; or adaptive execution merging tiny partitions, with the settings
+# that would scatter users if write_whole_users did not pin them (a second shuffle by every
+# grouping key, files cut every 3 records).
+SEVERAL_FILES = {
+    "fixed": {"spark.sql.adaptive.enabled": "false", "spark.sql.shuffle.partitions": "4"},
+    "adaptive": {"spark.sql.adaptive.enabled": "true", "spark.sql.shuffle.partitions": "6",
+                 "spark.sql.adaptive.coalescePartitions.parallelismFirst": "false",
+                 "spark.sql.adaptive.coalescePartitions.minPartitionSize": "1",
+                 "spark.sql.adaptive.advisoryPartitionSizeInBytes": "2000", "spark.sql.files.maxRecordsPerFile": "3",
+                 "spark.sql.requireAllClusterKeysForDistribution": "true"},
+}
+
+
+def several_files(spark, settings: str = "fixed"):
     from musicrec.spark_config import session_settings
 
-    return session_settings(spark, {"spark.sql.adaptive.enabled": "false", "spark.sql.shuffle.partitions": "4"})
+    return session_settings(spark, SEVERAL_FILES[settings])
 
 
-def test_summed_play_counts_are_written_with_each_users_rows_in_one_file_and_marked(spark, tmp_path):
+@pytest.mark.parametrize("settings", sorted(SEVERAL_FILES))
+def test_summed_play_counts_are_written_with_each_users_rows_in_one_file_and_marked(spark, tmp_path, settings):
     """recommend scores such files one by one (musicrec.interaction_files): a user split over two
     files would get two lists, each missing the other file's seen songs."""
     import pyarrow.parquet as pq
@@ -257,8 +272,13 @@ def test_summed_play_counts_are_written_with_each_users_rows_in_one_file_and_mar
     plays = [(f"u{u}", f"s{(u * 7 + k % 8) % 30}", 1.0, k) for u in range(40) for k in range(12)]  # repeats to sum
     rows = spark.createDataFrame(plays, f"{C.USER_ID} string, {C.ITEM_ID} string, {C.RATING} double, {C.TIMESTAMP} long")
     folder = tmp_path / "interactions"
-    with several_files(spark):
-        written = write_interactions(add_indices(rows, sum_plays=True), folder)
+    with several_files(spark, settings):
+        indexed = add_indices(rows, sum_plays=True)
+        written = write_interactions(indexed, folder)
+    # The sum reuses the shuffle by user (under the session's settings): one exchange, hashed on
+    # user_index alone.
+    plan = indexed.interactions._jdf.queryExecution().executedPlan().toString()
+    assert re.findall(r"Exchange (\w+)\(([^,)#]*)", plan) == [("hashpartitioning", C.USER_INDEX)], plan
     files = interaction_files.part_files(folder)
     assert written == 40 * 8 and len(files) >= 3, files  # the users are spread over several files
     file_of = {}

@@ -250,28 +250,78 @@ def test_songs_collected_from_many_partitions_in_any_order(spark):
         recommend.collected_songs(ragged)
 
 
-@pytest.mark.parametrize("layout", ["whole_users", "unmarked"])
+def ways_taken(monkeypatch) -> list:
+    """Names of the top-N ways recommend.top_n_unseen_in_files takes past the in-driver one."""
+    ways = []
+    for name in ("_scored_file_by_file", "_top_n"):
+        real = getattr(recommend, name)
+        monkeypatch.setattr(recommend, name, lambda *args, real=real, name=name, **kw: ways.append(name) or real(*args, **kw))
+    return ways
+
+
+@pytest.mark.parametrize("layout", ["whole_users", "unmarked", "too_many_users_to_broadcast"])
 def test_top_n_read_from_the_files_is_top_n_unseen(spark, trained, top_n_path, tmp_path, monkeypatch, layout):
     """recommend reads preprocess's files itself: in the driver (any layout), file by file in
-    the Python workers (whole users per file, as marked), or else through Spark's grouping."""
+    the Python workers (whole users per file, as marked, and few enough users to broadcast their
+    factors), or else through Spark's grouping. A user without factors (as with an evaluation
+    model, whose users' interactions can all be held out) gets no list either way."""
     from musicrec import interaction_files
     from musicrec.spark_config import session_settings
 
     model, seen = trained
+    stranger = spark.createDataFrame([(99, 0, 1.0), (99, 1, 1.0)], seen.schema)  # no factors
     folder = tmp_path / "interactions"
     with session_settings(spark, {"spark.sql.adaptive.enabled": "false", "spark.sql.shuffle.partitions": "3"}):
-        interaction_files.by_user(seen).write.parquet(str(folder))
+        interaction_files.by_user(seen.unionByName(stranger)).write.parquet(str(folder))
     assert len(interaction_files.part_files(folder)) == 3
-    if layout == "whole_users":
+    if layout != "unmarked":
         interaction_files.mark_whole_users(folder)
-    ways = []
-    for name in ("_scored_file_by_file", "top_n_unseen"):
-        real = getattr(recommend, name)
-        monkeypatch.setattr(recommend, name, lambda *args, real=real, name=name: ways.append(name) or real(*args))
+    if layout == "too_many_users_to_broadcast":
+        monkeypatch.setattr(recommend, "BROADCAST_USER_VALUES", 29 * 4)  # 30 users of rank 3 (+ 1)
+    ways = ways_taken(monkeypatch)
     pairs = {(r[C.USER_INDEX], r[C.ITEM_INDEX]) for r in seen.collect()}
     assert_same_top_n(as_lists(recommend.top_n_unseen_in_files(model, folder, 5)), brute_force_top_n(model, pairs, 5))
-    expected_way = {"in_driver": [], "python_workers": ["_scored_file_by_file" if layout == "whole_users" else "top_n_unseen"]}
+    expected_way = {"in_driver": [], "python_workers": ["_scored_file_by_file" if layout == "whole_users" else "_top_n"]}
     assert ways == expected_way[top_n_path]
+
+
+def test_top_n_read_file_by_file_refuses_files_whose_users_are_not_whole(spark, trained, tmp_path, monkeypatch):
+    from musicrec import interaction_files
+    from musicrec.errors import PipelineError
+
+    model, seen = trained
+    folder = tmp_path / "interactions"
+    seen.repartition(3).write.parquet(str(folder))  # round robin: users in several files
+    interaction_files.mark_whole_users(folder)  # wrongly
+    monkeypatch.setattr(recommend, "IN_DRIVER_SCORES", 0)
+    with pytest.raises(PipelineError, match=r"lists for 30 users: users have rows in more than one file of .*interactions.*_musicrec_layout"):
+        recommend.top_n_unseen_in_files(model, folder, 5)
+
+
+def test_top_n_read_file_by_file_from_play_counts_as_preprocess_writes_them(spark, tmp_path, monkeypatch):
+    """The chain as the DAG runs it: play counts summed and written by preprocess's functions with
+    adaptive execution on, a model fitted on them, top-N scored file by file."""
+    from musicrec.prepare import add_indices, write_interactions
+    from musicrec.spark_config import session_settings
+
+    rng = np.random.default_rng(1)
+    plays = [(f"u{u}", f"s{int(s)}", float(rng.integers(1, 4)), None) for u in range(60) for s in rng.choice(40, 8, replace=False)]
+    rows = spark.createDataFrame(plays * 2, f"{C.USER_ID} string, {C.ITEM_ID} string, {C.RATING} double, {C.TIMESTAMP} long")
+    folder = tmp_path / "interactions"
+    with session_settings(spark, {"spark.sql.adaptive.enabled": "true", "spark.sql.shuffle.partitions": "5",
+                                  "spark.sql.adaptive.coalescePartitions.parallelismFirst": "false",
+                                  "spark.sql.adaptive.coalescePartitions.minPartitionSize": "1",
+                                  "spark.sql.adaptive.advisoryPartitionSizeInBytes": "3000"}):
+        write_interactions(add_indices(rows, sum_plays=True), folder)
+    interactions = spark.read.parquet(str(folder))
+    model = fit(interactions, AlsParams(rank=3, max_iter=3, feedback="implicit"), str(tmp_path / "ck"))
+    monkeypatch.setattr(recommend, "IN_DRIVER_SCORES", 0)
+    ways = ways_taken(monkeypatch)
+    pairs = {(r[C.USER_INDEX], r[C.ITEM_INDEX]) for r in interactions.collect()}
+    got = as_lists(recommend.top_n_unseen_in_files(model, folder, 5))
+    assert ways == ["_scored_file_by_file"]
+    assert len(got) == 60 and all(len(rows) == 5 for rows in got.values())
+    assert_same_top_n(got, brute_force_top_n(model, pairs, 5))
 
 
 def test_top_n_read_in_the_driver_lists_users_with_factors_and_no_interaction(spark, trained, tmp_path):
@@ -287,10 +337,8 @@ def test_top_n_read_in_the_driver_lists_users_with_factors_and_no_interaction(sp
 def test_top_n_read_from_a_folder_python_cannot_open_goes_through_spark(spark, trained, tmp_path, monkeypatch):
     model, seen = trained
     seen.write.parquet(str(tmp_path / "interactions"))
-    ways = []
-    real = recommend.top_n_unseen
-    monkeypatch.setattr(recommend, "top_n_unseen", lambda *args: ways.append(1) or real(*args))
+    ways = ways_taken(monkeypatch)
     pairs = {(r[C.USER_INDEX], r[C.ITEM_INDEX]) for r in seen.collect()}
     got = recommend.top_n_unseen_in_files(model, f"file://{tmp_path / 'interactions'}", 5)
     assert_same_top_n(as_lists(got), brute_force_top_n(model, pairs, 5))
-    assert ways == [1]
+    assert ways == ["_top_n"]
