@@ -84,13 +84,12 @@ def top_n_unseen_in_files(model, interactions, n: int):
         in_driver_users = in_driver_user_limit(len(songs.ids))
         whole_users = interaction_files.has_whole_users(interactions)
         broadcast_users = BROADCAST_USER_VALUES // songs.factors_t.shape[0] if whole_users else 0  # rank + 1 values each
-        # Counted no further than either limit: the users' factors are collected only to be used.
-        user_count = user_table.limit(max(in_driver_users, broadcast_users) + 1).count()
-        if user_count <= in_driver_users:
-            users = collected_users(user_table)
+        # Collected no further than either limit (a count first cost ~0.4 s more at 25M plays).
+        users = collected_users(user_table.limit(max(in_driver_users, broadcast_users) + 1))
+        if len(users.ids) <= in_driver_users:
             return _in_driver_frame(spark, [_scored_files(files, users, songs, n, scoring.SCORES_PER_CHUNK, every_user=True)])
-        if user_count <= broadcast_users:
-            return _scored_file_by_file(spark, interactions, files, collected_users(user_table), songs, n)
+        if len(users.ids) <= broadcast_users:
+            return _scored_file_by_file(spark, interactions, files, users, songs, n)
     seen = spark.read.parquet(str(interactions)).select(C.USER_INDEX, C.ITEM_INDEX)
     return _top_n(user_table, item_table, seen, n, user_bound=user_table, songs=songs)
 
