@@ -191,7 +191,11 @@ class Indexed:
     user_count: int
     song_count: int
     summed: bool = False  # play counts summed by `interactions` (write it with `write_interactions`)
-    whole_users_per_file: bool = False  # `interactions` is grouped after interaction_files.by_user
+
+    @property
+    def whole_users_per_file(self) -> bool:
+        """Whether `interactions` is grouped after interaction_files.by_user: the sum is (add_indices)."""
+        return self.summed
 
     @property
     def id_tables(self) -> IdTables:
@@ -232,7 +236,7 @@ def add_indices(rows, sum_plays: bool = False) -> Indexed:
         # Shuffled by the user alone: each written file then holds whole users, which recommend
         # reads file by file (musicrec.interaction_files), for no more than the sum's own shuffle.
         indexed = sum_repeated_plays(interaction_files.by_user(indexed), (C.USER_INDEX, C.ITEM_INDEX))
-    return Indexed(indexed, users, songs, len(user_labels), len(song_labels), summed=sum_plays, whole_users_per_file=sum_plays)
+    return Indexed(indexed, users, songs, len(user_labels), len(song_labels), summed=sum_plays)
 
 
 def write_interactions(indexed: Indexed, path: Path) -> int | None:

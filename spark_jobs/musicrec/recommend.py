@@ -142,7 +142,7 @@ def _scored_files(files: list[str], users: Users, songs: Songs, n: int, chunk_sc
         unseen = np.setdiff1d(np.arange(len(users.ids)), rows)
         rows, lengths = np.concatenate([rows, unseen]), np.concatenate([lengths, np.zeros(len(unseen), dtype=lengths.dtype)])
     seen = scoring.seen_cells_of(lengths, items, songs.position_of)
-    return scoring.score_arrays(users.ids[rows], users.vectors[rows], users.offsets[rows], seen, songs, n, chunk_scores)
+    return scoring.score_arrays(users.take(rows), seen, songs, n, chunk_scores)
 
 
 def in_driver_user_limit(song_count: int) -> int:

@@ -61,6 +61,10 @@ class Users(NamedTuple):
         found[found] = self.ids[rows[found]] == user_ids[found]
         return np.where(found, rows, -1)
 
+    def take(self, rows) -> "Users":
+        """These users' `rows`, in that order."""
+        return Users(self.ids[rows], self.vectors[rows], self.offsets[rows])
+
 
 def user_arrays(user_ids, user_vectors, user_offsets) -> Users:
     """Users of the given indices, factors (users x rank) and offsets, in their order."""
@@ -130,17 +134,16 @@ def score_batches(batches, songs: Songs, n: int, chunk_scores: int):
         # Per batch, not per chunk: a chunk is a few dozen users, and pandas costs per call.
         vectors = np.array(batch["features"].tolist(), dtype=SCORE_DTYPE).reshape(users, songs.factors_t.shape[0] - 1)
         batch_users = user_arrays(batch[C.USER_INDEX].to_numpy(), vectors, batch["offset"].to_numpy())
-        yield score_arrays(batch_users.ids, batch_users.vectors, batch_users.offsets,
-                           seen_cells(batch[SEEN], songs.position_of), songs, n, chunk_scores)
+        yield score_arrays(batch_users, seen_cells(batch[SEEN], songs.position_of), songs, n, chunk_scores)
 
 
-def score_arrays(user_ids, user_vectors, user_offsets, seen, songs: Songs, n: int, chunk_scores: int):
-    """score_batches' work on arrays: the top-N rows (pandas, TOP_N_SCHEMA) of the users
-    `user_ids`, whose vectors (users x (rank + 1), the last column 1) and offsets are given, and
+def score_arrays(scored_users: Users, seen, songs: Songs, n: int, chunk_scores: int):
+    """score_batches' work on arrays: the top-N rows (pandas, TOP_N_SCHEMA) of `scored_users`,
     whose seen songs are `seen` (SeenCells, rows in the users' order)."""
     import numpy as np
     import pandas as pd
 
+    user_ids, user_vectors, user_offsets = scored_users
     users = len(user_ids)
     keep = min(n, len(songs.ids))
     prune = 0 < keep <= len(songs.head)  # song_arrays gives finite factors a head only
@@ -262,10 +265,8 @@ def seen_cells(seen_lists, position_of) -> SeenCells:
     import numpy as np
 
     lengths = np.array([0 if items is None else len(items) for items in seen_lists], dtype=np.int64)
-    if not lengths.any():
-        return SeenCells(np.zeros(len(lengths) + 1, dtype=np.int64), np.zeros(0, dtype=np.int64))
-    items = np.concatenate([np.asarray(items, dtype=np.int64) for items in seen_lists if items is not None and len(items)])
-    return seen_cells_of(lengths, items, position_of)
+    lists = [np.asarray(items, dtype=np.int64) for items in seen_lists if items is not None and len(items)]
+    return seen_cells_of(lengths, np.concatenate(lists) if lists else np.zeros(0, dtype=np.int64), position_of)
 
 
 def seen_cells_of(lengths, items, position_of) -> SeenCells:
